@@ -1,0 +1,53 @@
+"""radiobio: imaging biomarkers from CT and MRI cohorts.
+
+Every stage takes a cohort DataFrame and returns one::
+
+    import radiobio
+    cohort = radiobio.read_cohort("cohort.csv")
+    features = radiobio.extract_features(cohort, params="ct", out="features.parquet")
+
+The public API is imported lazily, so ``import radiobio`` (and ``radiobio extract``) never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "read_cohort": "radiobio.cohort",
+    "read_image": "radiobio.imaging",
+    "read_mask": "radiobio.imaging",
+    "check_geometry": "radiobio.imaging",
+    "extract_features": "radiobio.features.extraction",
+    "train": "radiobio.segmentation.training",
+    "segment": "radiobio.segmentation.inference",
+    "evaluate": "radiobio.segmentation.metrics",
+    "RadiobioError": "radiobio.errors",
+    "CohortError": "radiobio.errors",
+    "ImageReadError": "radiobio.errors",
+    "GeometryError": "radiobio.errors",
+    "MaskError": "radiobio.errors",
+    "SettingsError": "radiobio.errors",
+    "ModelBundleError": "radiobio.errors",
+    "BiomarkerError": "radiobio.errors",
+    "OutcomeError": "radiobio.errors",
+}
+_SUBMODULES = {"imaging", "cohort", "errors", "features", "segmentation", "biomarkers", "outcome", "report",
+               "synthetic", "parallel", "cli"}
+
+__all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"radiobio.{name}")
+    raise AttributeError(f"module 'radiobio' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

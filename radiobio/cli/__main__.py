@@ -1,0 +1,5 @@
+import sys
+
+from radiobio.cli import main
+
+sys.exit(main())

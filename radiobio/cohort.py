@@ -1,0 +1,131 @@
+"""The cohort table contract: one row per scan, ``case_id`` + ``image`` + mask columns + clinical columns.
+
+``read_cohort`` reads CSV / Parquet manifests (and PyRadiomics batch CSVs with ``ID``/``Image``/``Mask``/``Label``),
+resolves relative paths against the manifest's folder and validates every row at once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from radiobio.errors import CohortError
+
+CohortSource = str | os.PathLike | pd.DataFrame
+
+#: PyRadiomics batch-file columns and their radiobio names.
+PYRADIOMICS_BATCH_COLUMNS = {"ID": "case_id", "Image": "image", "Mask": "mask", "Label": "label"}
+
+
+def is_mask_column(name: str) -> bool:
+    """Return True for ``mask`` and ``mask_<name>`` columns."""
+    return name == "mask" or name.startswith("mask_")
+
+
+def path_columns(frame: pd.DataFrame) -> list[str]:
+    """Return the columns that hold file paths: ``image`` and every mask column."""
+    return [c for c in frame.columns if c == "image" or is_mask_column(c)]
+
+
+def read_cohort(source: CohortSource, errors: Literal["raise", "mark"] = "raise",
+                base_dir: str | os.PathLike | None = None, check_files: bool = True) -> pd.DataFrame:
+    """Read and validate a cohort table.
+
+    ``source`` is a CSV or Parquet manifest, or a DataFrame. Relative paths resolve against the manifest's folder
+    (or ``base_dir``; the working directory for a DataFrame). Clinical columns pass through untouched.
+    With ``errors="raise"`` one :class:`CohortError` lists every bad row; with ``errors="mark"`` bad rows get an
+    ``error`` text (empty string for good rows) and the table is returned whole.
+    """
+    if errors not in ("raise", "mark"):
+        raise ValueError(f"errors must be 'raise' or 'mark', not {errors!r}")
+    frame, folder = _load(source)
+    if base_dir is not None:
+        folder = Path(base_dir)
+    frame = _rename_pyradiomics_batch(frame)
+    if "case_id" not in frame.columns:
+        raise CohortError(f"cohort has no 'case_id' column (columns: {list(frame.columns)}); add one with a unique "
+                          f"identifier per scan (or use PyRadiomics' 'ID')")
+    if "image" not in frame.columns:
+        raise CohortError(f"cohort has no 'image' column (columns: {list(frame.columns)}); add the path of each "
+                          f"scan")
+    frame = frame.copy()
+    frame["case_id"] = frame["case_id"].map(lambda v: "" if pd.isna(v) else str(v))
+    for column in path_columns(frame):
+        frame[column] = frame[column].map(lambda v: _resolve(v, folder))
+    problems = _row_problems(frame, check_files)
+    if errors == "raise":
+        if problems:
+            lines = "\n".join(f"  row {i} ({frame.at[i, 'case_id'] or '<no case_id>'}): {'; '.join(p)}"
+                              for i, p in problems.items())
+            raise CohortError(f"{len(problems)} bad row(s) in the cohort:\n{lines}")
+        frame.attrs["cohort_base_dir"] = str(folder)
+        return frame
+    frame["error"] = [("CohortError: " + "; ".join(problems[i])) if i in problems else "" for i in frame.index]
+    frame.attrs["cohort_base_dir"] = str(folder)
+    return frame
+
+
+def _load(source: CohortSource) -> tuple[pd.DataFrame, Path]:
+    if isinstance(source, pd.DataFrame):
+        return source.reset_index(drop=True), Path.cwd()
+    path = Path(source)
+    if not path.is_file():
+        raise CohortError(f"{path}: cohort manifest not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt"):
+            frame = pd.read_csv(path, dtype={"case_id": str, "ID": str})
+        elif suffix == ".tsv":
+            frame = pd.read_csv(path, sep="\t", dtype={"case_id": str, "ID": str})
+        else:
+            raise CohortError(f"{path}: unknown manifest format {suffix!r}; use .csv, .tsv or .parquet")
+    except (ValueError, OSError) as exc:
+        raise CohortError(f"{path}: cannot parse manifest ({exc})") from exc
+    return frame.reset_index(drop=True), path.resolve().parent
+
+
+def _rename_pyradiomics_batch(frame: pd.DataFrame) -> pd.DataFrame:
+    if "case_id" in frame.columns or not {"Image", "Mask"} <= set(frame.columns):
+        return frame
+    frame = frame.rename(columns=PYRADIOMICS_BATCH_COLUMNS)
+    if "case_id" not in frame.columns:
+        frame.insert(0, "case_id", [f"case_{i + 1}" for i in range(len(frame))])
+    return frame
+
+
+def _resolve(value: object, folder: Path) -> object:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return None
+    path = Path(os.path.expanduser(str(value)))
+    return str(path if path.is_absolute() else (folder / path).resolve())
+
+
+def _row_problems(frame: pd.DataFrame, check_files: bool) -> dict[int, list[str]]:
+    problems: dict[int, list[str]] = {}
+    duplicated = frame["case_id"].duplicated(keep=False) & (frame["case_id"] != "")
+    has_label_column = "label" in frame.columns
+    for i, row in frame.iterrows():
+        row_problems = []
+        if row["case_id"] == "":
+            row_problems.append("empty case_id")
+        elif duplicated[i] and not has_label_column:
+            row_problems.append(f"duplicate case_id {row['case_id']!r}; case_id must be unique per scan")
+        if row["image"] is None:
+            row_problems.append("no image path")
+        if check_files:
+            for column in path_columns(frame):
+                if row[column] is not None and not os.path.exists(row[column]):
+                    row_problems.append(f"{column} file not found: {row[column]}")
+        if row_problems:
+            problems[i] = row_problems
+    if has_label_column:
+        pairs = frame[["case_id", "label"]].astype(str).duplicated(keep=False) & (frame["case_id"] != "")
+        for i in frame.index[pairs]:
+            problems.setdefault(i, []).append(
+                f"duplicate (case_id, label) ({frame.at[i, 'case_id']!r}, {frame.at[i, 'label']})")
+    return dict(sorted(problems.items()))

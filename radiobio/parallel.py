@@ -1,0 +1,125 @@
+"""Map a function over cases: in this process, on a local process pool, or on any Dask distributed ``Client``.
+
+Results come back as each case finishes, so callers can write them at once (resumable batches). Worker processes pin
+SimpleITK, BLAS/OpenMP and deep-learning thread pools to their share of the cores so ``jobs`` processes never
+oversubscribe the machine.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                    "TF_NUM_INTEROP_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
+
+
+def available_cores() -> int:
+    """Number of cores this process may use (respects CPU affinity)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def pin_threads(threads: int) -> None:
+    """Limit SimpleITK, BLAS/OpenMP and TensorFlow thread pools of this process to ``threads``."""
+    threads = max(1, int(threads))
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+        pass
+
+
+def _pinned_call(payload: tuple[Callable[..., Any], int, Any]) -> Any:
+    func, threads, item = payload
+    if _pinned_call.threads != threads:  # type: ignore[attr-defined]
+        pin_threads(threads)
+        _pinned_call.threads = threads  # type: ignore[attr-defined]
+    return func(item)
+
+
+_pinned_call.threads = None  # type: ignore[attr-defined]
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    """``None`` → all available cores; a negative number counts back from them (-1 = all); at least 1."""
+    cores = available_cores()
+    if jobs is None:
+        return cores
+    if jobs < 0:
+        return max(1, cores + 1 + jobs)
+    return max(1, jobs)
+
+
+def map_cases(func: Callable[[Any], Any], items: Iterable[Any], jobs: int | None = None,
+              executor: Any = None) -> Iterator[Any]:
+    """Yield ``func(item)`` for every item, in completion order.
+
+    ``executor`` may be a Dask ``distributed.Client`` (tasks run on its workers, each pinned to the threads of its
+    worker) or a ``concurrent.futures.Executor``. Without one, ``jobs`` local processes are used (``jobs=1``: in
+    this process). ``func`` should catch its own errors and return them as data so one case never stops the batch.
+    """
+    items = list(items)
+    if not items:
+        return
+    if executor is not None:
+        if _is_dask_client(executor):
+            yield from _map_dask(func, items, executor)
+            return
+        futures = [executor.submit(func, item) for item in items]
+        for future in cf.as_completed(futures):
+            yield future.result()
+        return
+    workers = min(resolve_jobs(jobs), len(items))
+    if workers == 1:
+        for item in items:
+            yield func(item)
+        return
+    threads = max(1, available_cores() // workers)
+    context = multiprocessing.get_context("spawn" if _tensorflow_loaded() else "forkserver")
+    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=pin_threads,
+                                initargs=(threads,)) as pool:
+        futures = [pool.submit(func, item) for item in items]
+        try:
+            for future in cf.as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _tensorflow_loaded() -> bool:
+    import sys
+
+    return "tensorflow" in sys.modules
+
+
+def _is_dask_client(obj: Any) -> bool:
+    return type(obj).__module__.startswith("distributed") and hasattr(obj, "map") and hasattr(obj, "gather")
+
+
+def _map_dask(func: Callable[[Any], Any], items: list[Any], client: Any) -> Iterator[Any]:
+    from distributed import as_completed
+
+    nthreads = client.nthreads() or {}
+    threads = max(1, min(nthreads.values())) if nthreads else 1
+    futures = client.map(_pinned_call, [(func, threads, item) for item in items], pure=False)
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        for future in futures:
+            future.release()
