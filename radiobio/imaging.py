@@ -52,6 +52,9 @@ def read_image(path: PathLike, series_uid: str | None = None) -> sitk.Image:
         raise
     except RuntimeError as exc:
         first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reader error"
+        if "spacing" in first_line.lower():
+            raise GeometryError(f"{path}: invalid voxel spacing in the header ({first_line}); every spacing must be "
+                                f"a positive number (fix the file header)") from exc
         raise ImageReadError(f"{path}: cannot be read ({first_line}); the file may be truncated or not an image "
                              f"format SimpleITK knows") from exc
     check_spacing(image, str(path))

@@ -1,0 +1,205 @@
+"""Per-case PyRadiomics extraction: one image read for all labels, each label's region cropped, filters shared.
+
+This reorders the steps of ``RadiomicsFeatureExtractor.execute`` without changing any value:
+
+- the image and mask are read once per case, not once per label;
+- without ``preCrop`` or resampling, every filter (LoG, wavelet, ...) runs once on the whole image, as PyRadiomics
+  runs it, and each label's features are computed on the filtered image cropped to that label's bounding box
+  (PyRadiomics crops to the same box before computing features, so the voxels seen are identical);
+- with ``preCrop`` or ``resampledPixelSpacing`` each label follows PyRadiomics' own per-label path exactly
+  (``cropToTumorMask`` / ``resampleImage`` with ``padDistance``), since filters depend on that crop;
+- PyRadiomics' diagnostics (image hashes, whole-image statistics) are not computed: provenance lives in the feature
+  table's metadata instead.
+
+Every feature value still comes from PyRadiomics' own feature classes, mask checks and filters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from radiobio.errors import GeometryError, MaskError, SettingsError
+from radiobio.imaging import as_label_map, check_geometry, read_image, resample_mask
+
+#: Filters whose output depends on the mask or label: never shared across labels.
+MASK_DEPENDENT_FILTERS = {"LBP3D"}
+SHAPE_3D_CLASSES = {"shape"}
+
+_EXTRACTORS: dict[str, Any] = {}
+
+
+def pyradiomics_extractor(params: dict[str, Any], key: str) -> Any:
+    """A ``RadiomicsFeatureExtractor`` for ``params``, built once per process and cached under ``key``."""
+    if key not in _EXTRACTORS:
+        import radiomics
+        from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+        radiomics.setVerbosity(logging.ERROR)
+        extractor = RadiomicsFeatureExtractor()
+        extractor._applyParams(paramsDict=params)  # public constructor takes a file path; this is its dict form
+        _EXTRACTORS[key] = extractor
+    return _EXTRACTORS[key]
+
+
+@dataclass
+class LabelRegion:
+    """One label's working region: image and mask cropped (or resampled) for it, and PyRadiomics' bounding box."""
+
+    label: int
+    image: sitk.Image
+    shape_mask: sitk.Image
+    feature_mask: sitk.Image
+    bounding_box: np.ndarray
+    crop_lower: tuple[int, ...] | None  # lower crop size of the whole image (shared-filter mode only)
+    crop_upper: tuple[int, ...] | None
+
+
+def extract_case_features(image_path: str, mask_path: str, labels: list[int] | None, params: dict[str, Any],
+                          key: str) -> tuple[dict[int, OrderedDict], dict[int, str], list[int]]:
+    """Compute features of every label of one case.
+
+    Returns ``(features_by_label, errors_by_label, labels)``: features as PyRadiomics names them, errors as readable
+    texts for labels that failed, and the labels processed (all non-zero labels when ``labels`` is None).
+    Raises a :class:`RadiobioError` subclass when the case as a whole cannot be processed.
+    """
+    from radiomics import imageoperations
+
+    extractor = pyradiomics_extractor(params, key)
+    settings = dict(extractor.settings)
+    image = read_image(image_path)
+    mask = as_label_map(read_image(mask_path), mask_path)
+    _check_dimensions(image, extractor, settings)
+    tolerance = settings.get("geometryTolerance")
+    if tolerance is not None:
+        sitk.ProcessObject.SetGlobalDefaultCoordinateTolerance(tolerance)
+        sitk.ProcessObject.SetGlobalDefaultDirectionTolerance(tolerance)
+    try:
+        check_geometry(image, mask, tolerance=tolerance or 1e-6, names=("image", "mask"))
+    except GeometryError as exc:
+        if not settings.get("correctMask", False):
+            raise GeometryError(f"{exc}; resample the mask onto the image or set correctMask: true") from None
+        mask = resample_mask(mask, image)
+    mask = sitk.Cast(mask, sitk.sitkUInt32)
+
+    shape_stats = sitk.LabelShapeStatisticsImageFilter()
+    shape_stats.Execute(mask)
+    present = [int(v) for v in shape_stats.GetLabels()]
+    if not present:
+        raise MaskError("mask is empty (no non-zero voxel); nothing to extract")
+    if labels is None:
+        labels = present
+    if settings.get("normalize", False):
+        image = imageoperations.normalizeImage(image, **settings)
+
+    resampling = settings.get("interpolator") is not None and settings.get("resampledPixelSpacing") is not None
+    per_label_filters = resampling or settings.get("preCrop", False)
+    features: dict[int, OrderedDict] = {}
+    errors: dict[int, str] = {}
+    regions: dict[int, LabelRegion] = {}
+    for label in labels:
+        if label not in present:
+            errors[label] = f"MaskError: label {label} is absent from the mask; labels present: {present}"
+            continue
+        try:
+            region = _prepare_region(image, mask, label, shape_stats, settings, resampling, per_label_filters)
+            regions[label] = region
+            features[label] = OrderedDict(extractor.computeShape(region.image, region.shape_mask,
+                                                                 region.bounding_box, **{**settings, "label": label}))
+        except Exception as exc:  # PyRadiomics reports invalid ROIs as ValueError; keep the label's reason
+            errors[label] = _label_error(label, exc)
+
+    for image_type, custom in extractor.enabledImagetypes.items():
+        generator = getattr(imageoperations, f"get{image_type}Image")
+        if per_label_filters or image_type in MASK_DEPENDENT_FILTERS:
+            for label, region in list(regions.items()):
+                args = {**settings, **custom, "label": label}
+                source = region.image if per_label_filters else image
+                source_mask = region.feature_mask if per_label_filters else mask
+                _compute_filtered(extractor, generator(source, source_mask, **args), [region], features, errors,
+                                  regions, cropped=per_label_filters)
+        else:
+            args = {**settings, **custom}
+            _compute_filtered(extractor, generator(image, mask, **args), list(regions.values()), features, errors,
+                              regions, cropped=False)
+    return {k: v for k, v in features.items() if k not in errors}, errors, list(labels)
+
+
+def _check_dimensions(image: sitk.Image, extractor: Any, settings: dict[str, Any]) -> None:
+    dimension = image.GetDimension()
+    if dimension not in (2, 3):
+        raise GeometryError(f"image is {dimension}D; radiomics needs a 2D or 3D image")
+    if dimension == 2:
+        three_d = [c for c in extractor.enabledFeatures if c in SHAPE_3D_CLASSES]
+        filters_3d = [t for t in extractor.enabledImagetypes if t in ("LoG", "LBP3D")]
+        if three_d or filters_3d or settings.get("resampledPixelSpacing") and len(
+                settings["resampledPixelSpacing"]) == 3:
+            wanted = ", ".join(three_d + filters_3d) or "3D resampledPixelSpacing"
+            raise SettingsError(f"image is 2D but the settings ask for 3D-only computations ({wanted}); use shape2D "
+                                f"instead of shape, drop LoG/LBP3D, and give a 2-value resampledPixelSpacing")
+
+
+def _prepare_region(image: sitk.Image, mask: sitk.Image, label: int, stats: sitk.LabelShapeStatisticsImageFilter,
+                    settings: dict[str, Any], resampling: bool, per_label_filters: bool) -> LabelRegion:
+    from radiomics import imageoperations
+
+    label_settings = {**settings, "label": label}
+    crop_lower = crop_upper = None
+    if resampling:
+        work_image, work_mask = imageoperations.resampleImage(image, mask, **label_settings)
+    else:
+        dimension = image.GetDimension()
+        box = stats.GetBoundingBox(label)  # index start..., size...
+        start = np.array(box[:dimension])
+        stop = start + np.array(box[dimension:]) - 1
+        pad = int(settings.get("padDistance", 0)) if per_label_filters else 0
+        size = np.array(image.GetSize())
+        lower = np.maximum(start - pad, 0)
+        upper = np.maximum(size - stop - pad - 1, 0)
+        crop_lower, crop_upper = tuple(int(v) for v in lower), tuple(int(v) for v in upper)
+        work_image = sitk.Crop(image, crop_lower, crop_upper)
+        work_mask = sitk.Crop(mask, crop_lower, crop_upper)
+    bounding_box, corrected = imageoperations.checkMask(work_image, work_mask, **label_settings)
+    if corrected is not None:
+        work_mask = corrected
+    shape_mask = feature_mask = work_mask
+    if settings.get("resegmentRange") is not None:
+        resegmented = imageoperations.resegmentMask(work_image, work_mask, **label_settings)
+        bounding_box, _ = imageoperations.checkMask(work_image, resegmented, **label_settings)
+        feature_mask = resegmented
+        if settings.get("resegmentShape", False):
+            shape_mask = resegmented
+    return LabelRegion(label, work_image, shape_mask, feature_mask, bounding_box, crop_lower, crop_upper)
+
+
+def _compute_filtered(extractor: Any, generator: Any, targets: list[LabelRegion], features: dict[int, OrderedDict],
+                      errors: dict[int, str], regions: dict[int, LabelRegion], cropped: bool) -> None:
+    from radiomics import imageoperations
+
+    for filtered, image_type_name, kwargs in generator:
+        for region in targets:
+            if region.label in errors:
+                continue
+            try:
+                source = filtered if cropped else sitk.Crop(filtered, region.crop_lower, region.crop_upper)
+                image_crop, mask_crop = imageoperations.cropToTumorMask(source, region.feature_mask,
+                                                                        region.bounding_box)
+                values = extractor.computeFeatures(image_crop, mask_crop, image_type_name,
+                                                   **{**kwargs, "label": region.label})
+                features[region.label].update(values)
+            except Exception as exc:
+                errors[region.label] = _label_error(region.label, exc)
+                regions.pop(region.label, None)
+
+
+def _label_error(label: int, exc: Exception) -> str:
+    from radiobio.errors import RadiobioError, describe
+
+    if isinstance(exc, RadiobioError):
+        return describe(exc)
+    return f"MaskError: label {label}: {exc}" if isinstance(exc, ValueError) else describe(exc)

@@ -1,0 +1,1 @@
+"""Feature-extraction presets (``ct``, ``mr``, ``ibsi``) as PyRadiomics parameter YAML files."""

@@ -1,0 +1,68 @@
+"""Extraction parameters: presets, YAML files and dicts in PyRadiomics' parameter format, with a stable hash."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from radiobio.errors import SettingsError
+
+PRESET_DIR = Path(__file__).with_name("params")
+PRESETS = tuple(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
+SECTIONS = ("imageType", "featureClass", "setting", "voxelSetting")
+
+
+def load_params(params: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
+    """Return PyRadiomics parameters (``imageType``, ``featureClass``, ``setting``) from a preset, a YAML/JSON file or
+    a dict, validated against PyRadiomics' own schema.
+
+    ``params`` is a preset name (``"ct"``, ``"mr"``, ``"ibsi"``), a path, or a dict in PyRadiomics' format.
+    Raises :class:`SettingsError` naming the problem.
+    """
+    if isinstance(params, dict):
+        loaded = copy.deepcopy(params)
+        source = "dict"
+    else:
+        name = str(params)
+        path = PRESET_DIR / f"{name}.yaml" if name in PRESETS else Path(name)
+        if not path.is_file():
+            raise SettingsError(f"unknown parameters {name!r}: not a preset ({', '.join(PRESETS)}) and no such file")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise SettingsError(f"{path}: not valid YAML ({exc})") from exc
+        source = str(path)
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"{source}: parameters must be a mapping with imageType / featureClass / setting")
+    unknown = set(loaded) - set(SECTIONS)
+    if unknown:
+        raise SettingsError(f"{source}: unknown section(s) {sorted(unknown)}; allowed: {', '.join(SECTIONS)}")
+    _validate_with_pyradiomics(loaded, source)
+    return loaded
+
+
+def _validate_with_pyradiomics(params: dict[str, Any], source: str) -> None:
+    import logging
+
+    import pykwalify.core
+    import radiomics
+
+    schema_file, schema_funcs = radiomics.getParameterValidationFiles()
+    logging.getLogger("pykwalify").setLevel(logging.CRITICAL)
+    core = pykwalify.core.Core(source_data=params, schema_files=[schema_file], extensions=[schema_funcs])
+    try:
+        core.validate()
+    except Exception as exc:  # pykwalify raises its own SchemaError with every problem listed
+        raise SettingsError(f"{source}: invalid PyRadiomics parameters: {exc}") from exc
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """A short, stable SHA-256 hash of the parameters (key order does not matter)."""
+    canonical = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

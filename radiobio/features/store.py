@@ -1,0 +1,110 @@
+"""Feature-table storage: atomic per-case parts for resumable batches, and Parquet/CSV files with provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PROVENANCE_KEY = b"radiobio"
+
+
+class PartStore:
+    """A folder of one Parquet file per finished case, written atomically, for a given parameter hash.
+
+    A batch killed at any moment leaves only complete parts; the next run reads them and skips those cases.
+    """
+
+    def __init__(self, out: str | os.PathLike, params_key: str) -> None:
+        self.folder = Path(f"{out}.parts")
+        self.params_key = params_key
+
+    def _path(self, case_id: str) -> Path:
+        digest = hashlib.sha1(case_id.encode()).hexdigest()[:20]
+        return self.folder / f"{digest}-{self.params_key}.parquet"
+
+    def write(self, case_id: str, rows: list[dict[str, Any]]) -> None:
+        """Write the rows of one case atomically (temporary file, then rename)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_parquet(pd.DataFrame(rows), self._path(case_id))
+
+    def read_all(self) -> pd.DataFrame:
+        """All parts written with the current parameters, as one table (empty when there are none)."""
+        paths = sorted(self.folder.glob(f"*-{self.params_key}.parquet")) if self.folder.is_dir() else []
+        frames = [pd.read_parquet(p) for p in paths]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def clear(self) -> None:
+        """Remove the parts folder (after the final table has been written)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _temporary_beside(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def atomic_write_parquet(frame: pd.DataFrame, path: str | os.PathLike,
+                         provenance: dict[str, Any] | None = None) -> Path:
+    """Write ``frame`` to Parquet atomically; ``provenance`` goes into the file's schema metadata."""
+    path = Path(path)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if provenance is not None:
+        metadata = dict(table.schema.metadata or {})
+        metadata[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
+        table = table.replace_schema_metadata(metadata)
+    tmp = _temporary_beside(path)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike, provenance: dict[str, Any] | None = None) -> Path:
+    """Write a result table to ``.parquet`` (provenance in metadata) or ``.csv`` (provenance in ``.json`` beside)."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return atomic_write_parquet(frame, path, provenance)
+    if path.suffix.lower() != ".csv":
+        raise ValueError(f"{path}: output must end in .parquet or .csv")
+    tmp = _temporary_beside(path)
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if provenance is not None:
+        sidecar = path.with_name(path.name + ".provenance.json")
+        sidecar_tmp = _temporary_beside(sidecar)
+        sidecar_tmp.write_text(json.dumps(provenance, indent=2, default=str))
+        os.replace(sidecar_tmp, sidecar)
+    return path
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a table written by :func:`write_table`, restoring its provenance into ``DataFrame.attrs``."""
+    path = Path(path)
+    if path.suffix.lower() in (".parquet", ".pq"):
+        table = pq.read_table(path)
+        frame = table.to_pandas()
+        raw = (table.schema.metadata or {}).get(PROVENANCE_KEY)
+        frame.attrs = {"provenance": json.loads(raw)} if raw else {}
+        return frame
+    frame = pd.read_csv(path, dtype={"case_id": str})
+    sidecar = path.with_name(path.name + ".provenance.json")
+    frame.attrs = {"provenance": json.loads(sidecar.read_text())} if sidecar.is_file() else {}
+    return frame
