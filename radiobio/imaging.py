@@ -58,7 +58,49 @@ def read_image(path: PathLike, series_uid: str | None = None) -> sitk.Image:
         raise ImageReadError(f"{path}: cannot be read ({first_line}); the file may be truncated or not an image "
                              f"format SimpleITK knows") from exc
     check_spacing(image, str(path))
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti_complete(path)
     return image
+
+
+def _check_nifti_complete(path: Path) -> None:
+    """Refuse a truncated NIfTI file: ITK fills the missing voxels with zeros instead of failing."""
+    import gzip
+    import struct
+    import zlib
+
+    compressed = path.name.lower().endswith(".gz")
+    opener = gzip.open if compressed else open
+    with opener(path, "rb") as handle:
+        header = handle.read(348)
+    if len(header) < 348:
+        raise ImageReadError(f"{path}: truncated NIfTI header; the file is incomplete (copy it again)")
+    endian = "<" if struct.unpack("<i", header[:4])[0] == 348 else ">"
+    if struct.unpack(endian + "i", header[:4])[0] != 348:
+        return  # NIfTI-2 or not NIfTI-1: no size check
+    dims = struct.unpack(endian + "8h", header[40:56])
+    bitpix = struct.unpack(endian + "h", header[72:74])[0]
+    vox_offset = int(struct.unpack(endian + "f", header[108:112])[0])
+    voxels = int(np.prod([max(1, d) for d in dims[1:1 + max(1, dims[0])]], dtype=np.int64))
+    expected = max(vox_offset, 348) + voxels * bitpix // 8
+    if not compressed:
+        actual = path.stat().st_size
+    else:
+        with open(path, "rb") as raw:
+            raw.seek(-4, 2)
+            if struct.unpack("<I", raw.read(4))[0] == expected % 2**32:
+                return
+        # the gzip trailer disagrees (or the file has several gzip members): count the real bytes
+        actual = 0
+        try:
+            with gzip.open(path, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    actual += len(chunk)
+        except (EOFError, OSError, zlib.error):
+            actual = -1
+    if actual < expected:
+        raise ImageReadError(f"{path}: truncated file (expected {expected} bytes of image data, found "
+                             f"{max(actual, 0) if actual >= 0 else 'an incomplete gzip stream'}); copy it again")
 
 
 def _read_dicom_folder(folder: Path, series_uid: str | None) -> sitk.Image:

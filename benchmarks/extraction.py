@@ -1,0 +1,127 @@
+"""Benchmark: ``radiobio extract`` against the ``pyradiomics`` command-line tool, same cohort, settings and jobs.
+
+(a) the five PyRadiomics test cases, each copied to 8 distinct files (40 rows), Original + LoG (1, 3 mm), all seven
+feature classes, preCrop for both tools; (b) a five-label phantom cohort with the same settings (PyRadiomics gets one
+batch row per label, as its batch format requires). Values are checked identical, then ``speedup: X.XX`` is printed.
+
+    .venv/bin/python benchmarks/extraction.py [--jobs 2] [--copies 8] [--phantoms 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("RADIOBIO_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
+BIN = Path(sys.executable).parent
+CASES = ("brain1", "brain2", "breast1", "lung1", "lung2")
+PARAMS = {
+    "imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]}},
+    "featureClass": {name: None for name in ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")},
+    "setting": {"preCrop": True, "binWidth": 25},
+}
+
+
+def pyradiomics_cohort(folder: Path, copies: int) -> Path:
+    """Copy every PyRadiomics test case ``copies`` times under new IDs; write a PyRadiomics batch CSV."""
+    rows = []
+    for case in CASES:
+        for copy in range(copies):
+            case_id = f"{case}_{copy}"
+            image = folder / f"{case_id}_image.nrrd"
+            mask = folder / f"{case_id}_label.nrrd"
+            shutil.copyfile(DATA / "pyradiomics" / "data" / f"{case}_image.nrrd", image)
+            shutil.copyfile(DATA / "pyradiomics" / "data" / f"{case}_label.nrrd", mask)
+            rows.append({"ID": case_id, "Image": str(image), "Mask": str(mask)})
+    batch = folder / "batch.csv"
+    pd.DataFrame(rows).to_csv(batch, index=False)
+    return batch
+
+
+def phantom_cohort(folder: Path, count: int) -> tuple[Path, Path]:
+    """Five-label phantoms: a radiobio cohort (one row per image) and a PyRadiomics batch (one row per label)."""
+    from radiobio.synthetic import multi_organ_phantom, write_cohort
+
+    cohort = write_cohort([multi_organ_phantom(seed=i) for i in range(count)], folder)
+    batch_rows = [{"ID": f"{row.case_id}", "Image": row.image, "Mask": row.mask, "Label": label}
+                  for row in cohort.itertuples() for label in range(1, 6)]
+    batch = folder / "batch_labels.csv"
+    pd.DataFrame(batch_rows).to_csv(batch, index=False)
+    return folder / "cohort.csv", batch
+
+
+def timed(command: list[str]) -> float:
+    """Run a command; return its wall time in seconds (raises if it fails)."""
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def compare(reference_csv: Path, radiobio_table: Path) -> tuple[int, float]:
+    """Return (number of values compared, worst relative difference) between the two tools' outputs."""
+    reference = pd.read_csv(reference_csv, dtype={"ID": str})
+    if "Label" not in reference.columns:
+        reference["Label"] = 1
+    ours = pd.read_parquet(radiobio_table)
+    features = [c for c in reference.columns if c.startswith(("original_", "log-"))]
+    merged = reference.merge(ours, left_on=["ID", "Label"], right_on=["case_id", "label"], suffixes=("_ref", ""))
+    if len(merged) != len(reference):
+        raise SystemExit(f"row mismatch: pyradiomics {len(reference)} rows, matched {len(merged)}")
+    ref = merged[[f"{c}_ref" for c in features]].to_numpy(float)
+    mine = merged[features].to_numpy(float)
+    scale = np.maximum(np.abs(ref), 1e-300)
+    diff = np.where(ref == mine, 0.0, np.abs(ref - mine) / scale)
+    return ref.size, float(np.nanmax(diff))
+
+
+def run(name: str, batch: Path, ours_input: Path, folder: Path, jobs: int) -> float:
+    """Time both tools on one cohort, check the values, print and return the speedup."""
+    params = folder / "params.yaml"
+    params.write_text(yaml.safe_dump(PARAMS))
+    ref_out, our_out = folder / f"{name}_pyradiomics.csv", folder / f"{name}_radiobio.parquet"
+    t_ref = timed([str(BIN / "pyradiomics"), str(batch), "-p", str(params), "-o", str(ref_out), "-f", "csv",
+                   "-j", str(jobs)])
+    t_ours = timed([str(BIN / "radiobio"), "extract", str(ours_input), "-p", str(params), "-o", str(our_out),
+                    "-j", str(jobs), "--no-progress"])
+    count, worst = compare(ref_out, our_out)
+    print(f"[{name}] pyradiomics {t_ref:.2f} s, radiobio {t_ours:.2f} s; {count} values compared, "
+          f"worst relative difference {worst:.1e}")
+    if worst > 1e-9:
+        raise SystemExit(f"[{name}] values differ (worst relative difference {worst:.3g})")
+    speedup = t_ref / t_ours
+    print(f"[{name}] speedup: {speedup:.2f}")
+    return speedup
+
+
+def main() -> None:
+    """Run benchmark (a) and (b) and print both speedups."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--copies", type=int, default=8)
+    parser.add_argument("--phantoms", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="radiobio-bench-") as tmp:
+        folder_a = Path(tmp) / "a"
+        folder_a.mkdir()
+        batch_a = pyradiomics_cohort(folder_a, args.copies)
+        speedup_a = run("a: pyradiomics cases", batch_a, batch_a, folder_a, args.jobs)
+        folder_b = Path(tmp) / "b"
+        folder_b.mkdir()
+        cohort_b, batch_b = phantom_cohort(folder_b, args.phantoms)
+        speedup_b = run("b: five-label phantoms", batch_b, cohort_b, folder_b, args.jobs)
+    print(f"speedup: {speedup_a:.2f} (a, goal >= 5), {speedup_b:.2f} (b, goal >= 3)")
+
+
+if __name__ == "__main__":
+    main()
