@@ -1,0 +1,54 @@
+"""Outcome modelling: survival analysis, prediction and leakage-safe signature building from imaging biomarkers.
+
+    from radiobio import outcome
+    km = outcome.kaplan_meier(df, "os_days", "os_event", group="sarcopenia")
+    fit = outcome.cox(df, "os_days", "os_event", ["age", "smi_cm2_m2"])
+    signature = outcome.nested_cv(features, radiomics_columns, duration="os_days", event="os_event",
+                                  groups="patient_id", batch="site")
+
+All fitting is lifelines' and scikit-learn's; names are imported lazily so ``import radiobio.outcome`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "kaplan_meier": "radiobio.outcome.survival",
+    "cox": "radiobio.outcome.survival",
+    "KaplanMeierResult": "radiobio.outcome.survival",
+    "CoxResult": "radiobio.outcome.survival",
+    "nested_cv": "radiobio.outcome.signature",
+    "SignatureResult": "radiobio.outcome.signature",
+    "ComBat": "radiobio.outcome.harmonization",
+    "CoxPHEstimator": "radiobio.outcome.modeling",
+    "LassoCoxSelector": "radiobio.outcome.modeling",
+    "L1LogisticSelector": "radiobio.outcome.modeling",
+    "CorrelationFilter": "radiobio.outcome.modeling",
+    "FeatureSubset": "radiobio.outcome.modeling",
+    "build_pipeline": "radiobio.outcome.modeling",
+    "cox_score_statistics": "radiobio.outcome.modeling",
+    "survival_target": "radiobio.outcome.metrics",
+    "concordance": "radiobio.outcome.metrics",
+    "survival_brier": "radiobio.outcome.metrics",
+    "survival_calibration_slope": "radiobio.outcome.metrics",
+    "binary_calibration_slope": "radiobio.outcome.metrics",
+    "km_plot": "radiobio.outcome.plots",
+    "forest_plot": "radiobio.outcome.plots",
+    "roc_plot": "radiobio.outcome.plots",
+    "calibration_plot": "radiobio.outcome.plots",
+    "OutcomeWarning": "radiobio.outcome.validation",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'radiobio.outcome' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
