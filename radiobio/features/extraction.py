@@ -167,16 +167,24 @@ def _label_int(value: Any) -> int:
 
 def _build_tasks(table: pd.DataFrame, mask_column: str, labels: tuple[int, ...] | None,
                  parameters: dict[str, Any], key: str) -> list[CaseTask]:
-    tasks = []
+    """One task per (case_id, image, mask): rows of a PyRadiomics batch that differ only by ``Label`` are merged,
+    so each image is read once for all its labels."""
+    grouped: dict[tuple[str, Any, Any], dict[str, Any]] = {}
     for _, row in table.iterrows():
-        row_labels = labels
-        error = row.get("error", "") or ""
+        key_ = (row["case_id"], row["image"], row[mask_column])
+        entry = grouped.setdefault(key_, {"labels": [], "all": False, "error": ""})
+        entry["error"] = entry["error"] or (row.get("error", "") or "")
         if "label" in table.columns and not pd.isna(row["label"]):
             try:
-                row_labels = (_label_int(row["label"]),)
+                entry["labels"].append(_label_int(row["label"]))
             except SettingsError as exc:
-                error = error or describe(exc)
-        tasks.append(CaseTask(row["case_id"], row["image"], row[mask_column], row_labels, parameters, key, error))
+                entry["error"] = entry["error"] or describe(exc)
+        else:
+            entry["all"] = True
+    tasks = []
+    for (case_id, image, mask), entry in grouped.items():
+        row_labels = labels if entry["all"] else tuple(dict.fromkeys(entry["labels"]))
+        tasks.append(CaseTask(case_id, image, mask, row_labels, parameters, key, entry["error"]))
     return tasks
 
 
@@ -215,6 +223,7 @@ def _assemble(table: pd.DataFrame, previous: pd.DataFrame, rows: list[dict[str, 
     if label_names:
         fresh["label_name"] = fresh["label"].map(lambda v: label_names.get(int(v)) if not pd.isna(v) else None)
     clinical = table.drop(columns=[c for c in ("error", "label") if c in table.columns])
+    clinical = clinical.drop_duplicates(subset="case_id", keep="first")
     order = {case_id: i for i, case_id in enumerate(table["case_id"])}
     fresh["_order"] = fresh["case_id"].map(order)
     fresh = fresh.sort_values(["_order", "label"], kind="stable").drop(columns="_order")

@@ -111,11 +111,26 @@ def test_every_bad_input_becomes_an_error_row_and_the_rest_completes(tmp_path: P
 
 
 def test_duplicate_case_ids_are_refused(good_cohort: pd.DataFrame) -> None:
-    duplicated = pd.concat([good_cohort, good_cohort.iloc[:1]], ignore_index=True)
+    second_scan = good_cohort.iloc[:1].assign(image=good_cohort["image"][1], mask=good_cohort["mask"][1])
+    duplicated = pd.concat([good_cohort, second_scan], ignore_index=True)
     table = extract_features(duplicated, params=FAST, jobs=1, progress=False)
     duplicate_rows = table[table["case_id"] == "case000"]
+    assert len(duplicate_rows) == 2
     assert duplicate_rows["error"].str.contains("duplicate case_id").all()
     assert (table[table["case_id"] != "case000"]["error"] == "").all()
+
+
+def test_pyradiomics_batch_rows_of_one_image_are_read_once(good_cohort: pd.DataFrame) -> None:
+    batch = pd.DataFrame({"ID": ["a", "a", "b"], "Image": [good_cohort["image"][0]] * 2 + [good_cohort["image"][1]],
+                          "Mask": [good_cohort["mask"][0]] * 2 + [good_cohort["mask"][1]], "Label": [2, 1, 2]})
+    from radiobio.cohort import read_cohort
+    from radiobio.features.extraction import _build_tasks
+
+    tasks = _build_tasks(read_cohort(batch, errors="mark"), "mask", None, FAST, "k")
+    assert [(t.case_id, t.labels) for t in tasks] == [("a", (2, 1)), ("b", (2,))]
+    table = extract_features(batch, params=FAST, jobs=1, progress=False)
+    assert table[["case_id", "label"]].values.tolist() == [["a", 1], ["a", 2], ["b", 2]]
+    assert (table["error"] == "").all()
 
 
 def test_missing_mask_column_is_named(good_cohort: pd.DataFrame) -> None:
