@@ -1,0 +1,219 @@
+"""``radiobio biomarkers KIND COHORT -o OUT.parquet|.csv``: one imaging-biomarker table per run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: KIND -> (function of radiobio.biomarkers, one-line help).
+KINDS = {
+    "volumetry": ("volumetry", "volume (mm³, mL) and intensity statistics per label"),
+    "sarcopenia": ("sarcopenia", "L3 body composition: SMA, SMI, muscle HU, IMAT/VAT/SAT, sarcopenia cut-offs"),
+    "nodules": ("nodule_volumetry", "lung nodule volume, effective diameter and category"),
+    "nodule-growth": ("nodule_growth", "nodule growth between two scans: growth %, VDT and category"),
+    "lung-involvement": ("lung_involvement", "lesion volume as % of lung volume, per lung and lobe"),
+    "cardiac": ("cardiac_function", "EDV, ESV, SV, EF and LV mass from ED and ES masks"),
+    "hippocampus": ("hippocampal_volume", "hippocampal volume per label, optionally normalised by ICV"),
+}
+TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``radiobio biomarkers`` and its KIND subcommands."""
+    parser = subparsers.add_parser(
+        "biomarkers", help="imaging biomarkers from masks (volumes, sarcopenia, nodules, cardiac, hippocampus)",
+        description="Compute one kind of imaging biomarker for every case of a cohort and write a table. Exit code "
+                    "0: all cases ok, 1: some case failed (its row holds the error), 2: usage error. HU ranges "
+                    "start with a minus sign, so write them with '=' (--muscle-hu=-29,150).")
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for kind, (_, help_text) in KINDS.items():
+        sub = kinds.add_parser(kind, help=help_text.replace("%", "%%"), description=help_text)
+        sub.add_argument("cohort", help="cohort manifest (CSV or Parquet: case_id, image, mask columns, clinical)")
+        sub.add_argument("-o", "--output", required=True, help="result table, .parquet or .csv")
+        sub.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; -1: all cores)")
+        sub.add_argument("--no-carry", action="store_true", help="do not copy clinical columns into the result")
+        OPTIONS[kind](sub)
+        sub.set_defaults(run=run)
+
+
+def _volumetry(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mask-column", default="mask")
+    p.add_argument("--labels", type=labels_arg, help="labels to measure: 1,2 or liver=1,spleen=2 (default: all)")
+    p.add_argument("--image-column", default="image")
+    p.add_argument("--no-intensity", action="store_true", help="skip intensity statistics (no image read)")
+
+
+def _sarcopenia(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--muscle-column", default="mask_muscle")
+    p.add_argument("--l3-slice-column", help="column holding the L3 slice index (numpy axis 0)")
+    p.add_argument("--vertebra-column", help="column holding a vertebra label map (L3 from its centroid)")
+    p.add_argument("--l3-label", type=int, default=29, help="L3 label in the vertebra map (default 29)")
+    p.add_argument("--cutoffs", default="prado2008",
+                   help="prado2008, martin2013, derstine2018 or a CSV (measure, sex, threshold, bmi_min, bmi_max)")
+    for tissue in ("sat", "vat", "imat"):
+        p.add_argument(f"--{tissue}-column", help=f"{tissue.upper()} mask column (default mask_{tissue} if present; "
+                                                  f"else HU ranges)")
+    p.add_argument("--labels", type=labels_arg, help="label of each tissue in its mask, e.g. muscle=1,sat=2")
+    p.add_argument("--muscle-hu", type=hu_arg, default=(-29.0, 150.0), help="muscle HU range or 'none'")
+    for column, default in (("sex", "sex"), ("height", "height_m"), ("weight", "weight_kg")):
+        p.add_argument(f"--{column}-column", default=default)
+
+
+def _nodules(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mask-column", default="mask")
+    p.add_argument("--labels", type=labels_arg, help="nodule labels (default: all)")
+    p.add_argument("--scheme", default="eups2017", help="eups2017 or nelson")
+    p.add_argument("--new-nodules", action="store_true", help="use the EUPS thresholds for new nodules")
+
+
+def _nodule_growth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline-column", default="mask_baseline")
+    p.add_argument("--followup-column", default="mask_followup")
+    p.add_argument("--days-column", default="interval_days")
+    p.add_argument("--label", type=int, help="nodule label (default: every non-zero voxel)")
+    p.add_argument("--scheme", default="eups2017", help="eups2017 or nelson")
+
+
+def _lung_involvement(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lesion-column", default="mask_lesion")
+    p.add_argument("--lung-column", default="mask_lung")
+    p.add_argument("--regions", type=regions_arg,
+                   help="'totalseg' (lobe labels 10-14) or name=label[+label...], e.g. right=1,left=2")
+    p.add_argument("--lesion-label", type=int)
+
+
+def _cardiac(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ed-column", default="mask_ed")
+    p.add_argument("--es-column", default="mask_es")
+    p.add_argument("--labels", type=labels_arg, default={"lv": 1, "myo": 2, "rv": 3},
+                   help="structure labels (default lv=1,myo=2,rv=3)")
+    p.add_argument("--myocardium-density", type=float, default=1.05, help="g/mL (default 1.05)")
+
+
+def _hippocampus(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mask-column", default="mask")
+    p.add_argument("--labels", type=labels_arg, default={"anterior": 1, "posterior": 2},
+                   help="region labels (default anterior=1,posterior=2)")
+    p.add_argument("--icv-column", help="clinical column with the intracranial volume in mL")
+    p.add_argument("--icv-mask-column", help="mask column whose non-zero voxels are the intracranial volume")
+    p.add_argument("--no-total", action="store_true", help="no 'total' row")
+
+
+OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "volumetry": _volumetry, "sarcopenia": _sarcopenia, "nodules": _nodules, "nodule-growth": _nodule_growth,
+    "lung-involvement": _lung_involvement, "cardiac": _cardiac, "hippocampus": _hippocampus}
+
+
+def labels_arg(text: str) -> list[int] | dict[str, int]:
+    """Parse ``1,2`` into ``[1, 2]`` and ``lv=1,myo=2`` into ``{'lv': 1, 'myo': 2}``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if all("=" in p for p in parts):
+            return {name.strip(): int(value) for name, value in (p.split("=", 1) for p in parts)}
+        return [int(p) for p in parts]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"labels must look like 1,2 or name=1,name=2, not {text!r}") from exc
+
+
+def regions_arg(text: str) -> str | dict[str, list[int]]:
+    """Parse ``totalseg`` or ``right=12+13+14,left=10+11``."""
+    if text.strip().lower() == "totalseg":
+        return "totalseg"
+    try:
+        return {name.strip(): [int(v) for v in value.split("+")]
+                for name, value in (p.split("=", 1) for p in text.split(",") if p.strip())}
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"regions must look like right=1,left=2 or totalseg, not {text!r}") from exc
+
+
+def hu_arg(text: str) -> tuple[float, float] | None:
+    """Parse ``-29,150`` into ``(-29.0, 150.0)``; ``none`` into ``None``."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"HU range must look like -29,150 or none, not {text!r}") from exc
+    return low, high
+
+
+def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    import pandas as pd
+
+    kind = args.kind
+    common = {"carry": not args.no_carry, "jobs": args.jobs}
+    if kind == "volumetry":
+        return {**common, "mask_column": args.mask_column, "labels": args.labels,
+                "image_column": None if args.no_intensity else args.image_column}
+    if kind == "sarcopenia":
+        cutoffs = args.cutoffs
+        if cutoffs.lower().endswith(".csv"):
+            cutoffs = pd.read_csv(cutoffs)
+        return {**common, "muscle_column": args.muscle_column, "l3_slice_column": args.l3_slice_column,
+                "vertebra_column": args.vertebra_column, "l3_label": args.l3_label, "cutoffs": cutoffs,
+                "sat_column": args.sat_column, "vat_column": args.vat_column, "imat_column": args.imat_column,
+                "labels": args.labels, "muscle_hu": args.muscle_hu, "sex_column": args.sex_column,
+                "height_column": args.height_column, "weight_column": args.weight_column}
+    if kind == "nodules":
+        return {**common, "mask_column": args.mask_column, "labels": args.labels, "scheme": args.scheme,
+                "new_nodules": args.new_nodules}
+    if kind == "nodule-growth":
+        return {**common, "baseline_column": args.baseline_column, "followup_column": args.followup_column,
+                "days_column": args.days_column, "label": args.label, "scheme": args.scheme}
+    if kind == "lung-involvement":
+        return {**common, "lesion_column": args.lesion_column, "lung_column": args.lung_column,
+                "regions": args.regions, "lesion_label": args.lesion_label}
+    if kind == "cardiac":
+        return {**common, "ed_column": args.ed_column, "es_column": args.es_column, "labels": args.labels,
+                "myocardium_density_g_ml": args.myocardium_density}
+    return {**common, "mask_column": args.mask_column, "labels": args.labels, "icv_column": args.icv_column,
+            "icv_mask_column": args.icv_mask_column, "total": not args.no_total}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compute the table, write it atomically, print ``N cases ok, M failed``; exit code 0, 1 or 2."""
+    from radiobio import biomarkers
+    from radiobio.errors import RadiobioError, describe
+
+    output = Path(args.output)
+    if output.suffix.lower() not in TABLE_SUFFIXES:
+        print(f"radiobio biomarkers: output must end in {', '.join(TABLE_SUFFIXES)}, not {output.name!r}",
+              file=sys.stderr)
+        return 2
+    try:
+        kwargs = _kwargs(args)
+        table = getattr(biomarkers, KINDS[args.kind][0])(args.cohort, **kwargs)
+    except (RadiobioError, OSError, ValueError) as exc:
+        print(f"radiobio biomarkers {args.kind}: {describe(exc)}", file=sys.stderr)
+        return 2
+    write_table(table, output)
+    ok, failed = biomarkers.case_counts(table)
+    print(f"{args.kind}: {ok} cases ok, {failed} failed -> {output}")
+    if failed:
+        errors = table.loc[table["error"] != "", ["case_id", "error"]].drop_duplicates()
+        for case_id, error in errors.head(10).itertuples(index=False):
+            print(f"  {case_id}: {error}", file=sys.stderr)
+        if len(errors) > 10:
+            print(f"  ... and {len(errors) - 10} more (see the error column)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def write_table(table: Any, path: Path) -> None:
+    """Write a DataFrame as Parquet or CSV (by suffix) atomically: a temporary file beside ``path``, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        if path.suffix.lower() == ".csv":
+            table.to_csv(tmp, index=False)
+        else:
+            table.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
