@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -65,11 +66,14 @@ def phantom_cohort(folder: Path, count: int) -> tuple[Path, Path]:
     return folder / "cohort.csv", batch
 
 
-def timed(command: list[str]) -> float:
-    """Run a command; return its wall time in seconds (raises if it fails)."""
+def timed(command: list[str]) -> tuple[float, float]:
+    """Run a command; return (wall time, CPU time of it and all its processes) in seconds; raise if it fails."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def compare(reference_csv: Path, radiobio_table: Path) -> tuple[int, float]:
@@ -94,17 +98,17 @@ def run(name: str, batch: Path, ours_input: Path, folder: Path, jobs: int) -> fl
     params = folder / "params.yaml"
     params.write_text(yaml.safe_dump(PARAMS))
     ref_out, our_out = folder / f"{name}_pyradiomics.csv", folder / f"{name}_radiobio.parquet"
-    t_ref = timed([str(BIN / "pyradiomics"), str(batch), "-p", str(params), "-o", str(ref_out), "-f", "csv",
-                   "-j", str(jobs)])
-    t_ours = timed([str(BIN / "radiobio"), "extract", str(ours_input), "-p", str(params), "-o", str(our_out),
-                    "-j", str(jobs), "--no-progress"])
+    t_ref, cpu_ref = timed([str(BIN / "pyradiomics"), str(batch), "-p", str(params), "-o", str(ref_out),
+                            "-f", "csv", "-j", str(jobs)])
+    t_ours, cpu_ours = timed([str(BIN / "radiobio"), "extract", str(ours_input), "-p", str(params),
+                              "-o", str(our_out), "-j", str(jobs), "--no-progress"])
     count, worst = compare(ref_out, our_out)
-    print(f"[{name}] pyradiomics {t_ref:.2f} s, radiobio {t_ours:.2f} s; {count} values compared, "
-          f"worst relative difference {worst:.1e}")
+    print(f"[{name}] pyradiomics {t_ref:.2f} s wall ({cpu_ref:.1f} s CPU), radiobio {t_ours:.2f} s wall "
+          f"({cpu_ours:.1f} s CPU); {count} values compared, worst relative difference {worst:.1e}")
     if worst > 1e-9:
         raise SystemExit(f"[{name}] values differ (worst relative difference {worst:.3g})")
     speedup = t_ref / t_ours
-    print(f"[{name}] speedup: {speedup:.2f}")
+    print(f"[{name}] speedup: {speedup:.2f} (CPU time ratio {cpu_ref / cpu_ours:.2f})")
     return speedup
 
 

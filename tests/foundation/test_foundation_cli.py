@@ -58,3 +58,17 @@ def test_extract_never_imports_tensorflow(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cohort.csv"), str(tmp_path / "params.yaml"),
                              str(tmp_path / "f.parquet")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_extract_on_a_dask_scheduler_address(tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    write_cohort([sphere_phantom(radius_mm=r, size=(24, 24, 24)) for r in (5, 6, 7)], tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        result = run_cli("extract", str(tmp_path / "cohort.csv"), "-p", str(tmp_path / "params.yaml"),
+                         "-o", str(tmp_path / "f.parquet"), "--scheduler", cluster.scheduler_address, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "3 cases ok, 0 failed" in result.stdout
+    volumes = read_feature_table(tmp_path / "f.parquet")["original_shape_VoxelVolume"].tolist()
+    assert volumes == sorted(volumes) and len(set(volumes)) == 3
