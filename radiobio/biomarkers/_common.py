@@ -4,7 +4,7 @@ failure into a row.
 A stage supplies one *measure* function ``measure(settings, case) -> list[dict]`` (one dict per output row of that
 case); :func:`run_cases` does the rest: cohort validation, geometry checks between everything one case reads,
 parallel execution with :func:`radiobio.parallel.map_cases`, ``note`` / ``error`` columns, clinical columns carried
-along, and provenance in ``DataFrame.attrs``.
+along, and provenance in ``DataFrame.attrs['provenance']``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from radiobio import __version__
 from radiobio.cohort import CohortSource, path_columns, read_cohort
 from radiobio.errors import CohortError, GeometryError, MaskError, SettingsError, describe
 from radiobio.imaging import check_geometry, read_image, read_mask
@@ -126,7 +127,8 @@ def run_cases(cohort: CohortSource, measure: Measure, settings: Any, *, kind: st
         table[column] = table[column].astype((dtypes or {}).get(column, "float64"))
     table["note"] = table["note"].fillna("")
     table["error"] = table["error"].fillna("")
-    table.attrs["radiobio"] = {"stage": "biomarkers", "kind": kind, "settings": _jsonable(settings)}
+    table.attrs["provenance"] = {"stage": "biomarkers", "kind": kind, "settings": _jsonable(settings),
+                                 "radiobio_version": __version__}
     return table
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,15 +19,25 @@ KINDS = {
     "hippocampus": ("hippocampal_volume", "hippocampal volume per label, optionally normalised by ICV"),
 }
 TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
+EXAMPLES = """examples:
+  radiobio biomarkers volumetry cohort.csv -o volumes.parquet --labels liver=1,spleen=2
+  radiobio biomarkers sarcopenia cohort.csv -o l3.csv --vertebra-column mask_vertebrae --cutoffs martin2013
+  radiobio biomarkers sarcopenia cohort.csv -o l3.csv --l3-slice-column l3_slice --muscle-hu=-29,150
+  radiobio biomarkers nodule-growth cohort.csv -o growth.csv --days-column interval_days --scheme nelson
+  radiobio biomarkers lung-involvement cohort.csv -o extent.csv --regions totalseg
+  radiobio biomarkers cardiac cohort.csv -o function.csv --ed-column mask_ed --es-column mask_es
+  radiobio biomarkers hippocampus cohort.csv -o hippocampus.csv --icv-column icv_ml
+"""
 
 
 def register(subparsers: Any) -> None:
     """Add ``radiobio biomarkers`` and its KIND subcommands."""
     parser = subparsers.add_parser(
         "biomarkers", help="imaging biomarkers from masks (volumes, sarcopenia, nodules, cardiac, hippocampus)",
-        description="Compute one kind of imaging biomarker for every case of a cohort and write a table. Exit code "
-                    "0: all cases ok, 1: some case failed (its row holds the error), 2: usage error. HU ranges "
-                    "start with a minus sign, so write them with '=' (--muscle-hu=-29,150).")
+        description="Compute one kind of imaging biomarker for every case of a cohort and write a table.\n"
+                    "Exit code 0: all cases ok; 1: some case failed (its row holds the error); 2: usage error.\n"
+                    "HU ranges start with a minus sign: write them with '=' (--muscle-hu=-29,150).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
     for kind, (_, help_text) in KINDS.items():
         sub = kinds.add_parser(kind, help=help_text.replace("%", "%%"), description=help_text)
@@ -176,9 +184,11 @@ def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Compute the table, write it atomically, print ``N cases ok, M failed``; exit code 0, 1 or 2."""
+    """Compute the table, write it atomically (provenance in Parquet metadata or a CSV sidecar), print ``N cases ok,
+    M failed``; exit code 0, 1 or 2."""
     from radiobio import biomarkers
     from radiobio.errors import RadiobioError, describe
+    from radiobio.features.store import write_table
 
     output = Path(args.output)
     if output.suffix.lower() not in TABLE_SUFFIXES:
@@ -191,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     except (RadiobioError, OSError, ValueError) as exc:
         print(f"radiobio biomarkers {args.kind}: {describe(exc)}", file=sys.stderr)
         return 2
-    write_table(table, output)
+    write_table(table, output, table.attrs.get("provenance"))
     ok, failed = biomarkers.case_counts(table)
     print(f"{args.kind}: {ok} cases ok, {failed} failed -> {output}")
     if failed:
@@ -201,19 +211,3 @@ def run(args: argparse.Namespace) -> int:
         if len(errors) > 10:
             print(f"  ... and {len(errors) - 10} more (see the error column)", file=sys.stderr)
     return 1 if failed else 0
-
-
-def write_table(table: Any, path: Path) -> None:
-    """Write a DataFrame as Parquet or CSV (by suffix) atomically: a temporary file beside ``path``, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        if path.suffix.lower() == ".csv":
-            table.to_csv(tmp, index=False)
-        else:
-            table.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
