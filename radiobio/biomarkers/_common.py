@@ -24,6 +24,7 @@ from radiobio import __version__
 from radiobio.cohort import CohortSource, path_columns, read_cohort
 from radiobio.errors import CohortError, GeometryError, MaskError, SettingsError, describe
 from radiobio.imaging import check_geometry, read_image, read_mask
+from radiobio.parallel import map_cases
 
 STATUS_COLUMNS = ("note", "error")
 
@@ -63,12 +64,12 @@ class Case:
         value = self.row.get(column)
         return None if is_missing(value) else value
 
-    def path(self, column: str | None, required: bool = True, what: str = "file") -> str | None:
-        """The path in ``column``; with ``required`` a missing one raises :class:`MaskError` naming the column."""
+    def path(self, column: str, what: str = "file") -> str:
+        """The path in ``column``; an empty cell raises :class:`MaskError` naming the column."""
         value = self.value(column)
-        if value is None and required:
+        if value is None:
             raise MaskError(f"no {what} for this case: column {column!r} is empty; fill it in or drop the case")
-        return None if value is None else str(value)
+        return str(value)
 
     def image(self, column: str = "image", check: bool = True) -> sitk.Image:
         """Read (once) the intensity image in ``column``."""
@@ -120,7 +121,7 @@ def run_cases(cohort: CohortSource, measure: Measure, settings: Any, *, kind: st
     carried = carried_columns(frame, carry, exclude=columns)
     items = [(i, row) for i, row in enumerate(frame.to_dict("records"))]
     worker = partial(_measure_one, measure, settings, tuple(carried))
-    results = dict(_map(worker, items, jobs, executor))
+    results = dict(map_cases(worker, items, jobs=jobs, executor=executor))
     records = [row for i in sorted(results) for row in results[i]]
     table = pd.DataFrame.from_records(records, columns=["case_id", *columns, *carried, *STATUS_COLUMNS])
     for column in columns:
@@ -130,12 +131,6 @@ def run_cases(cohort: CohortSource, measure: Measure, settings: Any, *, kind: st
     table.attrs["provenance"] = {"stage": "biomarkers", "kind": kind, "settings": _jsonable(settings),
                                  "radiobio_version": __version__}
     return table
-
-
-def _map(worker: Callable[[Any], Any], items: list[Any], jobs: int | None, executor: Any) -> Iterable[Any]:
-    from radiobio.parallel import map_cases
-
-    return map_cases(worker, items, jobs=jobs, executor=executor)
 
 
 def _measure_one(measure: Measure, settings: Any, carried: tuple[str, ...],
@@ -203,11 +198,6 @@ def label_map(labels: int | Sequence[int] | Mapping[str, int] | None, what: str 
 def select(array: np.ndarray, label: int | None) -> np.ndarray:
     """Boolean selection of ``label`` in a label array (``None``: every non-zero voxel)."""
     return array > 0 if label is None else array == label
-
-
-def present_labels(array: np.ndarray) -> list[int]:
-    """Sorted non-zero labels of a label array."""
-    return [int(v) for v in np.unique(array) if v != 0]
 
 
 def package_table(name: str) -> pd.DataFrame:

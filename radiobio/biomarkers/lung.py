@@ -16,7 +16,6 @@ from radiobio.biomarkers._common import (
     label_map,
     mm3_to_ml,
     package_table,
-    present_labels,
     require_3d,
     run_cases,
     select,
@@ -24,7 +23,7 @@ from radiobio.biomarkers._common import (
 from radiobio.biomarkers.volumetry import label_rows
 from radiobio.cohort import CohortSource
 from radiobio.errors import BiomarkerError, MaskError, SettingsError
-from radiobio.imaging import voxel_volume_mm3
+from radiobio.imaging import labels_present, voxel_volume_mm3
 
 #: A volume change below this (%) is within volumetry's measurement error: not growth (Oudkerk et al. 2017).
 SIGNIFICANT_GROWTH_PCT = 25.0
@@ -43,8 +42,11 @@ def _positive_volumes(v1: Any, v2: Any) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(v1, dtype=np.float64), np.asarray(v2, dtype=np.float64)
     bad = (a <= 0) | (b <= 0)
     if np.any(bad):
-        raise BiomarkerError(f"volumes must be positive (mm³ or mL, both in the same unit); got V1={v1!r}, "
-                             f"V2={v2!r}: a nodule absent at one time point has no doubling time")
+        a_bad, b_bad = np.broadcast_arrays(a, b)
+        where = np.flatnonzero(bad)[:5]
+        raise BiomarkerError(f"volumes must be positive (mm³ or mL, both in the same unit); got V1 = "
+                             f"{a_bad.ravel()[where].tolist()}, V2 = {b_bad.ravel()[where].tolist()}: a nodule "
+                             f"absent at one time point has no doubling time")
     return a, b
 
 
@@ -140,7 +142,7 @@ def nodule_volumetry(cohort: CohortSource, mask_column: str = "mask",
 def _measure_nodules(s: NoduleSettings, case: Case) -> list[dict[str, Any]]:
     mask = case.mask(s.mask_column)
     require_3d(mask, s.mask_column)
-    rows = label_rows(case, case.array(s.mask_column), voxel_volume_mm3(mask), s.labels, s.mask_column)
+    rows = label_rows(mask, s.labels, s.mask_column)
     for row in rows:
         volume = row.get("volume_mm3", math.nan)
         row["effective_diameter_mm"] = (6.0 * volume / math.pi) ** (1.0 / 3.0)
@@ -258,7 +260,7 @@ def _measure_involvement(s: InvolvementSettings, case: Case) -> list[dict[str, A
     lung = case.array(s.lung_column)
     lesion = select(case.array(s.lesion_column), s.lesion_label)
     ml = mm3_to_ml(voxel_volume_mm3(lung_mask))
-    present = present_labels(lung)
+    present = labels_present(lung_mask)
     if not present:
         raise MaskError(f"{s.lung_column} is empty; involvement needs a lung mask")
     rows = []

@@ -53,7 +53,7 @@ def hippocampal_volume(cohort: CohortSource, mask_column: str = "mask",
 def _measure(s: HippocampusSettings, case: Case) -> list[dict[str, Any]]:
     mask = case.mask(s.mask_column)
     require_3d(mask, s.mask_column)
-    rows = label_rows(case, case.array(s.mask_column), voxel_volume_mm3(mask), s.labels, s.mask_column)
+    rows = label_rows(mask, s.labels, s.mask_column)
     for row in rows:
         row["region"] = row.pop("name")
     if s.total and len(rows) > 1:

@@ -177,7 +177,6 @@ def l3_slice_index(vertebrae: np.ndarray | sitk.Image, l3_label: int = 29) -> in
 def _measure(s: SarcopeniaSettings, case: Case) -> list[dict[str, Any]]:
     height, weight, sex = _clinical(s, case)
     image = case.image(s.image_column)
-    case.mask(s.muscle_column)
     k, source = _l3_slice(s, case, image)
     hu, pixel_mm2 = axial_slice(sitk.GetArrayViewFromImage(image), image.GetSpacing(), k)
     hu = hu.astype(np.float64)

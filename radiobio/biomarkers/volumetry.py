@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from radiobio.biomarkers._common import Case, label_map, mm3_to_ml, present_labels, require_3d, run_cases, select
+from radiobio.biomarkers._common import Case, label_map, mm3_to_ml, require_3d, run_cases, select
 from radiobio.cohort import CohortSource
 from radiobio.errors import BiomarkerError, MaskError
-from radiobio.imaging import as_label_map, read_mask, voxel_volume_mm3
+from radiobio.imaging import as_label_map, labels_present, read_mask, voxel_volume_mm3
 
 VOLUMETRY_COLUMNS = ("label", "name", "voxels", "volume_mm3", "volume_ml", "intensity_mean", "intensity_sd",
                      "intensity_median")
@@ -50,17 +50,18 @@ def volumetry(cohort: CohortSource, mask_column: str = "mask",
 def _measure(settings: VolumetrySettings, case: Case) -> list[dict[str, Any]]:
     mask = case.mask(settings.mask_column)
     require_3d(mask, settings.mask_column, "; use slice_area_cm2 for areas on 2D masks")
-    labels = case.array(settings.mask_column)
     intensities = None
     if settings.image_column is not None:
         intensities = sitk.GetArrayViewFromImage(case.image(settings.image_column))
-    return label_rows(case, labels, voxel_volume_mm3(mask), settings.labels, settings.mask_column, intensities)
+    return label_rows(mask, settings.labels, settings.mask_column, intensities)
 
 
-def label_rows(case: Case, labels: np.ndarray, voxel_mm3: float, wanted: dict[str, int] | None, column: str,
+def label_rows(mask: sitk.Image, wanted: dict[str, int] | None, column: str,
                intensities: np.ndarray | None = None) -> list[dict[str, Any]]:
-    """Rows of :func:`volumetry` for one label array (shared with the lung and neuro stages)."""
-    present = present_labels(labels)
+    """Rows of :func:`volumetry` for one label map (shared with the lung and neuro stages)."""
+    labels = sitk.GetArrayViewFromImage(mask)
+    voxel_mm3 = voxel_volume_mm3(mask)
+    present = labels_present(mask)
     if not present:
         raise MaskError(f"{column} is empty (no non-zero voxel); check the segmentation of this case")
     if wanted is None:
