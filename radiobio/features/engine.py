@@ -85,7 +85,6 @@ def extract_case_features(image_path: str, mask_path: str, labels: list[int] | N
         if not settings.get("correctMask", False):
             raise GeometryError(f"{exc}; resample the mask onto the image or set correctMask: true") from None
         mask = resample_mask(mask, image)
-    mask = sitk.Cast(mask, sitk.sitkUInt32)
 
     shape_stats = sitk.LabelShapeStatisticsImageFilter()
     shape_stats.Execute(mask)
@@ -99,6 +98,8 @@ def extract_case_features(image_path: str, mask_path: str, labels: list[int] | N
 
     resampling = settings.get("interpolator") is not None and settings.get("resampledPixelSpacing") is not None
     per_label_filters = resampling or settings.get("preCrop", False)
+    if resampling:
+        mask = sitk.Cast(mask, sitk.sitkUInt32)  # PyRadiomics' mask type; other paths cast each label's crop
     features: dict[int, OrderedDict] = {}
     errors: dict[int, str] = {}
     regions: dict[int, LabelRegion] = {}
@@ -163,7 +164,7 @@ def _prepare_region(image: sitk.Image, mask: sitk.Image, label: int, stats: sitk
         upper = np.maximum(size - stop - pad - 1, 0)
         crop_lower, crop_upper = tuple(int(v) for v in lower), tuple(int(v) for v in upper)
         work_image = sitk.Crop(image, crop_lower, crop_upper)
-        work_mask = sitk.Crop(mask, crop_lower, crop_upper)
+        work_mask = sitk.Cast(sitk.Crop(mask, crop_lower, crop_upper), sitk.sitkUInt32)
     bounding_box, corrected = imageoperations.checkMask(work_image, work_mask, **label_settings)
     if corrected is not None:
         work_mask = corrected

@@ -68,6 +68,7 @@ def extract_features(cohort: Any, params: str | os.PathLike | dict[str, Any] = "
     previous = _previous_rows(out, store, key)
     done = set(previous.loc[previous["error"].fillna("") == "", "case_id"]) if len(previous) else set()
     todo = [t for t in tasks if t.case_id not in done]
+    todo.sort(key=_image_bytes, reverse=True)  # largest first: workers finish together
 
     rows: list[dict[str, Any]] = []
     bar = _progress_bar(len(todo), progress)
@@ -130,6 +131,13 @@ def run_case(task: CaseTask) -> tuple[str, list[dict[str, Any]]]:
         row.update({name: _as_float(value) for name, value in features.get(label, {}).items()})
         rows.append(row)
     return task.case_id, rows
+
+
+def _image_bytes(task: CaseTask) -> int:
+    try:
+        return os.path.getsize(task.image) if task.image and os.path.isfile(task.image) else 0
+    except OSError:
+        return 0
 
 
 def _as_float(value: Any) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.ipc  # noqa: F401 - registers pa.ipc
 import pyarrow.parquet as pq
 
 PROVENANCE_KEY = b"radiobio"
@@ -29,17 +30,26 @@ class PartStore:
 
     def _path(self, case_id: str) -> Path:
         digest = hashlib.sha1(case_id.encode()).hexdigest()[:20]
-        return self.folder / f"{digest}-{self.params_key}.parquet"
+        return self.folder / f"{digest}-{self.params_key}.arrow"
 
     def write(self, case_id: str, rows: list[dict[str, Any]]) -> None:
-        """Write the rows of one case atomically (temporary file, then rename)."""
+        """Write the rows of one case atomically (Arrow IPC to a temporary file, then rename)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_parquet(pd.DataFrame(rows), self._path(case_id))
+        table = pa.Table.from_pylist(rows)
+        path = self._path(case_id)
+        tmp = _temporary_beside(path)
+        try:
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def read_all(self) -> pd.DataFrame:
         """All parts written with the current parameters, as one table (empty when there are none)."""
-        paths = sorted(self.folder.glob(f"*-{self.params_key}.parquet")) if self.folder.is_dir() else []
-        frames = [pd.read_parquet(p) for p in paths]
+        paths = sorted(self.folder.glob(f"*-{self.params_key}.arrow")) if self.folder.is_dir() else []
+        frames = [pa.ipc.open_file(str(p)).read_all().to_pandas() for p in paths]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def clear(self) -> None:

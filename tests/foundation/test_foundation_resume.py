@@ -40,13 +40,13 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     process = subprocess.Popen([sys.executable, "-c", SCRIPT, str(manifest), json.dumps(PARAMS), str(out)])
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
-        if parts.is_dir() and len(list(parts.glob("*.parquet"))) >= 3:
+        if parts.is_dir() and len(list(parts.glob("*.arrow"))) >= 3:
             break
         time.sleep(0.05)
     assert process.poll() is None, "the batch finished before it could be killed; make the cases slower"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    finished_before = len(list(parts.glob("*.parquet")))
+    finished_before = len(list(parts.glob("*.arrow")))
     assert 3 <= finished_before < 12
     assert not out.exists()
 
