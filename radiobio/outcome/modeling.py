@@ -40,13 +40,13 @@ class CoxPHEstimator(BaseEstimator):
         """Fit on features ``X`` (n × p) and survival ``y``; returns self."""
         from lifelines import CoxPHFitter, KaplanMeierFitter
 
-        array = validate_data(self, X, ensure_min_features=0)
+        array = self._validate(X, reset=True)
         durations, events = split_survival_target(y)
         if events.sum() == 0:
             raise OutcomeError("a training fold has no events; use fewer folds or stratify the split by event")
         self.coef_ = np.zeros(array.shape[1])
         self.fitter_ = None
-        self.baseline_ = KaplanMeierFitter().fit(durations, events)
+        self.baseline_ = None if array.shape[1] else KaplanMeierFitter().fit(durations, events)
         if array.shape[1]:
             frame = pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
             frame["__duration__"], frame["__event__"] = durations, events
@@ -55,9 +55,19 @@ class CoxPHEstimator(BaseEstimator):
             self.coef_ = self.fitter_.params_.to_numpy()
         return self
 
+    def _validate(self, X: object, reset: bool) -> np.ndarray:
+        if np.shape(X)[1] == 0:  # scikit-learn's validation rejects tables without columns: the null model
+            if reset:
+                self.n_features_in_ = 0
+                self.feature_names_in_ = np.asarray([], dtype=object)
+            elif self.n_features_in_:
+                raise ValueError(f"X has 0 features, but the model was fitted on {self.n_features_in_}")
+            return np.empty((np.shape(X)[0], 0))
+        return validate_data(self, X, reset=reset)
+
     def _frame(self, X: object) -> pd.DataFrame:
         check_is_fitted(self, "coef_")
-        array = validate_data(self, X, reset=False, ensure_min_features=0)
+        array = self._validate(X, reset=False)
         return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
 
     def predict(self, X: object) -> np.ndarray:

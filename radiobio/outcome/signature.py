@@ -52,7 +52,7 @@ class SignatureResult:
     folds: pd.DataFrame
     selected: pd.DataFrame
     predictions: pd.DataFrame
-    final_model: object = field(repr=False)
+    final_model: object | None = field(repr=False)
     endpoint: str = "survival"
     features: list[str] = field(default_factory=list, repr=False)
 
@@ -63,7 +63,9 @@ class SignatureResult:
 
     @property
     def final_features(self) -> list[str]:
-        """Features used by the final model's estimator."""
+        """Features used by the final model's estimator (empty without a final model)."""
+        if self.final_model is None:
+            return []
         return list(getattr(self.final_pipeline[-1], "feature_names_in_", []))
 
 
@@ -73,7 +75,7 @@ def nested_cv(df: pd.DataFrame, features: Sequence[str], duration: str | None = 
               robustness: Sequence[str] | object | None = None, param_grid: dict | None = None,
               selection: bool = True, max_features: int = 20, variance: float | None = 0.0,
               correlation: float | None = 0.9, horizon: float | None = None, random_state: int = 0,
-              n_jobs: int | None = None) -> SignatureResult:
+              refit: bool = True, n_jobs: int | None = None) -> SignatureResult:
     """Nested, patient-grouped cross-validation of a radiomics / biomarker signature.
 
     Survival endpoint: ``duration`` (any time unit) + ``event`` (1 event, 0 censored), ``model="cox"``; metrics:
@@ -82,7 +84,8 @@ def nested_cv(df: pd.DataFrame, features: Sequence[str], duration: str | None = 
     metrics: AUC, Brier score, calibration slope. ``outer`` × ``repeats`` outer folds, ``inner`` inner folds, split
     by ``groups`` (patient column; each row its own patient when None) and stratified by the event / target.
     ``batch`` names a site column harmonised with ComBat inside each fold; ``robustness`` is a list of features to
-    keep or a fitted-free transformer (e.g. :class:`radiobio.features.robustness.RobustnessFilter`).
+    keep or a transformer (e.g. :class:`radiobio.features.robustness.RobustnessFilter`). ``refit=False`` skips the
+    final model on all data (``final_model`` is then None) when only the performance estimate is wanted.
 
     The 95% CI of each mean uses the corrected repeated-CV t interval (Nadeau & Bengio 2003; Bouckaert & Frank
     2004), since overlapping training sets make fold results correlated.
@@ -145,7 +148,7 @@ def nested_cv(df: pd.DataFrame, features: Sequence[str], duration: str | None = 
     selected["count"] = selected["feature"].map(counts).fillna(0).astype(int)
     selected["frequency"] = selected["count"] / len(selected_sets)
     selected = selected.sort_values(["count", "feature"], ascending=[False, True], ignore_index=True)
-    final = _fit_quietly(search(np.arange(len(X)), random_state), X, y)
+    final = _fit_quietly(search(np.arange(len(X)), random_state), X, y) if refit else None
     return SignatureResult(summary, folds, selected, pd.concat(predictions, ignore_index=True), final, endpoint,
                            list(features))
 
