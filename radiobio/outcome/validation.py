@@ -138,3 +138,27 @@ def check_features(df: pd.DataFrame, features: Sequence[str]) -> list[str]:
         warnings.warn(f"{len(constant)} constant feature column(s) (e.g. {constant[:3]}) carry no information; the "
                       f"variance filter removes them in every fold", OutcomeWarning, stacklevel=3)
     return features
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """Read a CSV, TSV or Parquet table (e.g. a feature or clinical table) for the outcome commands."""
+    import os
+
+    if not os.path.exists(path):
+        raise OutcomeError(f"table {path!r} does not exist; check the path")
+    lower = str(path).lower()
+    if lower.endswith(".parquet") or lower.endswith(".pq"):
+        return pd.read_parquet(path)
+    if lower.endswith(".tsv") or lower.endswith(".txt"):
+        return pd.read_csv(path, sep="\t")
+    if lower.endswith(".csv") or lower.endswith(".csv.gz"):
+        return pd.read_csv(path)
+    raise OutcomeError(f"cannot read {path!r}: use a .csv, .tsv or .parquet table")
+
+
+def drop_failed_rows(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Drop rows of a feature table whose ``error`` column is filled (failed extractions); return (table, dropped)."""
+    if "error" not in table.columns:
+        return table, 0
+    failed = table["error"].fillna("").astype(str).str.len() > 0
+    return table.loc[~failed].reset_index(drop=True), int(failed.sum())
