@@ -31,13 +31,15 @@ def path_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def read_cohort(source: CohortSource, errors: Literal["raise", "mark"] = "raise",
-                base_dir: str | os.PathLike | None = None, check_files: bool = True) -> pd.DataFrame:
+                base_dir: str | os.PathLike | None = None, check_files: bool = True,
+                require_image: bool = True) -> pd.DataFrame:
     """Read and validate a cohort table.
 
     ``source`` is a CSV or Parquet manifest, or a DataFrame. Relative paths resolve against the manifest's folder
     (or ``base_dir``; the working directory for a DataFrame). Clinical columns pass through untouched.
     With ``errors="raise"`` one :class:`CohortError` lists every bad row; with ``errors="mark"`` bad rows get an
-    ``error`` text (empty string for good rows) and the table is returned whole.
+    ``error`` text (empty string for good rows) and the table is returned whole. ``require_image=False`` accepts
+    mask-only cohorts (e.g. cardiac phases), for stages that measure masks alone.
     """
     if errors not in ("raise", "mark"):
         raise ValueError(f"errors must be 'raise' or 'mark', not {errors!r}")
@@ -48,14 +50,14 @@ def read_cohort(source: CohortSource, errors: Literal["raise", "mark"] = "raise"
     if "case_id" not in frame.columns:
         raise CohortError(f"cohort has no 'case_id' column (columns: {list(frame.columns)}); add one with a unique "
                           f"identifier per scan (or use PyRadiomics' 'ID')")
-    if "image" not in frame.columns:
+    if "image" not in frame.columns and require_image:
         raise CohortError(f"cohort has no 'image' column (columns: {list(frame.columns)}); add the path of each "
                           f"scan")
     frame = frame.copy()
     frame["case_id"] = frame["case_id"].map(lambda v: "" if pd.isna(v) else str(v))
     for column in path_columns(frame):
         frame[column] = frame[column].map(lambda v: _resolve(v, folder))
-    problems = _row_problems(frame, check_files)
+    problems = _row_problems(frame, check_files, require_image)
     if errors == "raise":
         if problems:
             lines = "\n".join(f"  row {i} ({frame.at[i, 'case_id'] or '<no case_id>'}): {'; '.join(p)}"
@@ -105,7 +107,7 @@ def _resolve(value: object, folder: Path) -> object:
     return str(path if path.is_absolute() else (folder / path).resolve())
 
 
-def _row_problems(frame: pd.DataFrame, check_files: bool) -> dict[int, list[str]]:
+def _row_problems(frame: pd.DataFrame, check_files: bool, require_image: bool = True) -> dict[int, list[str]]:
     problems: dict[int, list[str]] = {}
     duplicated = frame["case_id"].duplicated(keep=False) & (frame["case_id"] != "")
     has_label_column = "label" in frame.columns
@@ -115,7 +117,7 @@ def _row_problems(frame: pd.DataFrame, check_files: bool) -> dict[int, list[str]
             row_problems.append("empty case_id")
         elif duplicated[i] and not has_label_column:
             row_problems.append(f"duplicate case_id {row['case_id']!r}; case_id must be unique per scan")
-        if row["image"] is None:
+        if require_image and row.get("image") is None:
             row_problems.append("no image path")
         if check_files:
             for column in path_columns(frame):

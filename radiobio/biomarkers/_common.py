@@ -113,7 +113,8 @@ def run_cases(cohort: CohortSource, measure: Measure, settings: Any, *, kind: st
     clinical columns to copy into the result (``True``: all non-path columns). A case whose measure raises gets one
     row with the error text of :func:`radiobio.errors.describe` and NaN measurements; the others complete.
     """
-    frame = read_cohort(cohort, errors="mark", check_files=False)
+    required = tuple(required)
+    frame = read_cohort(cohort, errors="mark", check_files=False, require_image="image" in required)
     missing = [c for c in required if c is not None and c not in frame.columns]
     if missing:
         raise CohortError(f"cohort has no column {', '.join(map(repr, missing))} needed by biomarkers {kind!r} "

@@ -84,3 +84,10 @@ def test_missing_phase_swapped_phases_missing_label_and_wrong_grid(heart_cohort:
 def test_ejection_fraction_by_hand() -> None:
     assert ejection_fraction_pct(150.0, 60.0) == pytest.approx(60.0)
     assert math.isnan(ejection_fraction_pct(0.0, 10.0)) and math.isnan(ejection_fraction_pct(100.0, math.nan))
+
+
+def test_mask_only_cohort_needs_no_image_column(heart_cohort: pd.DataFrame) -> None:
+    with_image = cardiac_function(heart_cohort.iloc[:1]).iloc[0]
+    mask_only = cardiac_function(heart_cohort.iloc[:1].drop(columns="image")).iloc[0]
+    assert mask_only["error"] == ""
+    assert mask_only["ef_pct"] == pytest.approx(with_image["ef_pct"])

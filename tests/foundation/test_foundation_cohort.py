@@ -79,3 +79,12 @@ def test_missing_required_columns_are_named(tmp_path: Path) -> None:
         read_cohort(pd.DataFrame({"case_id": ["a"]}))
     with pytest.raises(CohortError, match="not found"):
         read_cohort(tmp_path / "nope.csv")
+
+
+def test_mask_only_cohort_when_images_are_not_required(tmp_path: Path) -> None:
+    make_files(tmp_path, ["ed.nii", "es.nii"])
+    frame = pd.DataFrame({"case_id": ["a"], "mask_ed": ["ed.nii"], "mask_es": ["es.nii"]})
+    with pytest.raises(CohortError, match="'image'"):
+        read_cohort(frame, base_dir=tmp_path)
+    cohort = read_cohort(frame, base_dir=tmp_path, require_image=False)
+    assert cohort.loc[0, "mask_es"] == str(tmp_path / "es.nii")
