@@ -241,8 +241,13 @@ def _assemble(table: pd.DataFrame, previous: pd.DataFrame, rows: list[dict[str, 
     return merged[first + features].reset_index(drop=True)
 
 
+FEATURE_CLASSES = {"shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"}
+
+
 def _is_feature(column: str) -> bool:
-    return column.count("_") >= 2 and not column.startswith("mask")
+    """True for PyRadiomics feature names: ``<image type>_<feature class>_<feature>``."""
+    parts = column.split("_")
+    return len(parts) >= 3 and parts[1] in FEATURE_CLASSES
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:
