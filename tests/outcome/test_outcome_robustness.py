@@ -179,8 +179,8 @@ FAST_PARAMS = {"imageType": {"Original": {}}, "featureClass": {"shape": ["MeshVo
 def test_robustness_end_to_end_on_phantoms(tmp_path):
     """Spheres of clearly different sizes and intensities: volume and mean intensity are robust to one-voxel
     perturbations, the kurtosis of pure noise is not."""
-    radii, intensities = (5.0, 7.0, 9.0, 11.0, 13.0), (40.0, 80.0, 120.0, 160.0, 200.0)
-    phantoms = [sphere_phantom(radius_mm=r, size=(40, 40, 40), intensity=v, seed=i)
+    radii, intensities = (5.0, 8.0, 11.0, 14.0, 17.0), (40.0, 80.0, 120.0, 160.0, 200.0)
+    phantoms = [sphere_phantom(radius_mm=r, size=(44, 44, 44), intensity=v, seed=i)
                 for i, (r, v) in enumerate(zip(radii, intensities, strict=True))]
     cohort = write_cohort(phantoms, tmp_path / "cohort")
     table, features = robustness(cohort, tmp_path / "perturbed", params=FAST_PARAMS, jobs=1, return_features=True)
