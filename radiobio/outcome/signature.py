@@ -55,6 +55,20 @@ class SignatureResult:
     final_model: object | None = field(repr=False)
     endpoint: str = "survival"
     features: list[str] = field(default_factory=list, repr=False)
+    batch: str | None = None
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        """Apply the final model to new rows of the same columns: risk score (survival; higher = earlier event)
+        or probability of the positive class (binary)."""
+        if self.final_model is None:
+            raise OutcomeError("no final model: run nested_cv with refit=True")
+        require_columns(df, self.features + ([self.batch] if self.batch else []), "model input column")
+        X = df[self.features].copy()
+        if self.batch:
+            X[BATCH_COLUMN] = df[self.batch].astype(str).to_numpy()
+        if self.endpoint == "survival":
+            return self.final_pipeline.predict(X)
+        return self.final_pipeline.predict_proba(X)[:, 1]
 
     @property
     def final_pipeline(self) -> object:
@@ -83,6 +97,7 @@ def nested_cv(df: pd.DataFrame, features: Sequence[str], duration: str | None = 
     slope. Binary endpoint: ``target`` (0/1), ``model="logistic"``, ``"random_forest"`` or a scikit-learn classifier;
     metrics: AUC, Brier score, calibration slope. ``outer`` × ``repeats`` outer folds, ``inner`` inner folds, split
     by ``groups`` (patient column; each row its own patient when None) and stratified by the event / target.
+    ``model="cox"`` with a binary ``target`` means logistic regression.
     ``batch`` names a site column harmonised with ComBat inside each fold; ``robustness`` is a list of features to
     keep or a transformer (e.g. :class:`radiobio.features.robustness.RobustnessFilter`). ``refit=False`` skips the
     final model on all data (``final_model`` is then None) when only the performance estimate is wanted.
@@ -150,7 +165,7 @@ def nested_cv(df: pd.DataFrame, features: Sequence[str], duration: str | None = 
     selected = selected.sort_values(["count", "feature"], ascending=[False, True], ignore_index=True)
     final = _fit_quietly(search(np.arange(len(X)), random_state), X, y) if refit else None
     return SignatureResult(summary, folds, selected, pd.concat(predictions, ignore_index=True), final, endpoint,
-                           list(features))
+                           list(features), batch)
 
 
 def _endpoint(df: pd.DataFrame, duration: str | None, event: str | None,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lifelines.datasets import load_lung
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
 from radiobio.errors import OutcomeError
@@ -83,10 +84,8 @@ def test_binary_signal_found_with_patient_groups_and_combat():
     assert predictions.groupby(["repeat", "patient"])["fold"].nunique().max() == 1
     assert predictions.groupby("repeat").size().eq(len(df)).all()
     new_patients = _binary_cohort(seed=1)
-    probability = result.final_pipeline.predict_proba(new_patients[features].assign(__batch__=new_patients.site))
-    from sklearn.metrics import roc_auc_score
-
-    assert roc_auc_score(new_patients["response"], probability[:, 1]) > 0.75
+    probability = result.predict(new_patients)
+    assert roc_auc_score(new_patients["response"], probability) > 0.75
 
 
 def test_random_forest_model_and_robustness_list():
@@ -116,7 +115,7 @@ def test_survival_signal_found_and_final_model_predicts():
     assert np.isfinite(summary.loc["brier", "mean"]) and summary.loc["brier", "mean"] < 0.25
     assert summary.loc["calibration_slope", "mean"] > 0.5
     assert result.selected.set_index("feature").loc[["f2", "f7"], "frequency"].min() == 1.0
-    risk = result.final_pipeline.predict(frame[[f"f{i}" for i in range(25)]])
+    risk = result.predict(frame)
     assert np.corrcoef(risk, np.log(rate))[0, 1] > 0.8
 
 
