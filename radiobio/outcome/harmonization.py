@@ -93,7 +93,6 @@ class ComBat(TransformerMixin, BaseEstimator):
         n_batches = len(self.batches_)
         self.grand_mean_ = (counts / counts.sum()) @ beta[:n_batches]
         self.covariate_coef_ = beta[n_batches:]
-        self.covariate_mean_ = covariates.to_numpy().mean(axis=0) if len(covariates.columns) else np.zeros(0)
         residual = data - design @ beta
         self.pooled_var_ = (residual ** 2).mean(axis=0)
         self.pooled_var_[self.pooled_var_ <= 1e-12] = 1.0  # constant features stay constant

@@ -119,3 +119,22 @@ def test_calibration_slopes_are_one_for_a_correct_model():
     assert survival_calibration_slope(death, np.ones(n), lp) == pytest.approx(1.0, abs=0.06)
     assert survival_calibration_slope(death, np.ones(n), 2 * lp) == pytest.approx(0.5, abs=0.03)
     assert concordance_index(death, -lp) > 0.6
+
+
+def test_survival_brier_with_censoring_recovers_the_marginal_brier():
+    """Predicting the Kaplan-Meier S(t) for everyone has expected Brier S(t)(1 - S(t)); the IPCW estimate from
+    heavily censored data must recover it (Graf et al. 1999)."""
+    from lifelines import KaplanMeierFitter
+
+    rng = np.random.default_rng(6)
+    n = 6000
+    death, censor = rng.exponential(10.0, n), rng.uniform(0, 25.0, n)
+    time, event = np.minimum(death, censor), (death <= censor).astype(int)
+    horizon = 7.0
+    s = float(KaplanMeierFitter().fit(time, event).survival_function_at_times([horizon]).iloc[0])
+    truth = np.exp(-horizon / 10.0)
+    assert s == pytest.approx(truth, abs=0.02)
+    brier = survival_brier(time, event, time, event, np.full(n, s), horizon)
+    assert brier == pytest.approx(truth * (1 - truth), abs=0.01)
+    naive = brier_score_loss((time <= horizon) & (event == 1), np.full(n, 1 - s))  # ignores censoring: biased
+    assert abs(naive - truth * (1 - truth)) > abs(brier - truth * (1 - truth))
