@@ -91,10 +91,15 @@ def test_cli_signature_binary_writes_tables_and_figures(tmp_path, capsys):
     frame["response"] = (frame["original_f0"] + rng.normal(0, 0.7, n) > 0).astype(int)
     table = tmp_path / "features.csv"
     frame.to_csv(table, index=False)
+    icc_table = tmp_path / "icc.csv"
+    pd.DataFrame({"feature": [f"original_f{i}" for i in range(8)],
+                  "icc_1_1": [0.95, 0.5, 0.93, 0.92, 0.4, 0.3, 0.2, 0.1]}).to_csv(icc_table, index=False)
     out = tmp_path / "signature"
     code = main(["signature", str(table), "--target", "response", "--features", "original_*", "--outer", "3",
-                 "--repeats", "1", "--inner", "2", "-o", str(out)])
+                 "--repeats", "1", "--inner", "2", "--robust", str(icc_table), "-o", str(out)])
     assert code == 0
+    used = set(pd.read_csv(out / "selected.csv").query("count > 0")["feature"])
+    assert used and used <= {"original_f0", "original_f2", "original_f3"}  # only features with ICC >= 0.9
     summary = pd.read_csv(out / "summary.csv").set_index("metric")
     assert summary.loc["auc", "mean"] > 0.75
     assert pd.read_csv(out / "selected.csv")["feature"].iloc[0] == "original_f0"
