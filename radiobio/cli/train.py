@@ -1,0 +1,38 @@
+"""``radiobio train COHORT -c CONFIG.yaml -o MODEL_DIR``: train a segmentation model bundle."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train a segmentation model on a cohort and write a model bundle",
+                                   description="Train a Keras segmentation model on a cohort (image + mask columns) "
+                                               "and write a bundle: model.keras, model_card.json, MODEL_CARD.md.")
+    parser.add_argument("cohort", help="cohort manifest (CSV or Parquet) with case_id, image and mask columns")
+    parser.add_argument("-c", "--config", required=True, help="training configuration (YAML)")
+    parser.add_argument("-o", "--out", required=True, help="bundle folder to write")
+    parser.add_argument("--image-column", default="image", help="column holding image paths (default: image)")
+    parser.add_argument("--mask-column", default="mask", help="column holding label maps (default: mask)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from radiobio.errors import RadiobioError
+    from radiobio.segmentation.training import train
+
+    settings = [f"{k}={os.environ[k]}" for k in ("KERAS_BACKEND", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+                if k in os.environ]
+    command = " ".join([*settings, "radiobio", *(shlex.quote(a) for a in sys.argv[1:])]) if sys.argv[1:] else None
+    try:
+        path = train(args.cohort, args.config, args.out, image_column=args.image_column,
+                     mask_column=args.mask_column, progress=not args.quiet, command=command)
+    except RadiobioError as exc:
+        print(f"radiobio train: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    print(f"model bundle written to {path}")
+    return 0

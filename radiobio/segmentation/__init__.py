@@ -1,0 +1,38 @@
+"""Segmentation: Keras encoder-decoder models that train on a cohort, segment a cohort and are scored in mm.
+
+``build_model(config)`` builds a network, ``train(cohort, config, out_dir)`` writes a model bundle,
+``segment(cohort, bundle, out_dir)`` adds a mask column, ``evaluate(cohort, pred, ref)`` scores it. Keras (and with
+it TensorFlow / PyTorch / JAX) is imported only when a function that needs it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "build_model": "radiobio.segmentation.architectures",
+    "train": "radiobio.segmentation.training",
+    "validate_bundle": "radiobio.segmentation.training",
+    "segment": "radiobio.segmentation.inference",
+    "segment_image": "radiobio.segmentation.inference",
+    "evaluate": "radiobio.segmentation.metrics",
+    "summarize": "radiobio.segmentation.metrics",
+    "compare_masks": "radiobio.segmentation.metrics",
+    "load_bundle": "radiobio.segmentation.bundle",
+    "ModelBundle": "radiobio.segmentation.bundle",
+    "SegmentationConfig": "radiobio.segmentation.config",
+    "as_config": "radiobio.segmentation.config",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'radiobio.segmentation' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

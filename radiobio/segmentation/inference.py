@@ -1,0 +1,255 @@
+"""``segment(cohort, model, out_dir)``: apply a model bundle to every case of a cohort, writing one mask per case.
+
+3D models run a sliding window with Gaussian weighting (nnU-Net's choice: 50% overlap, sigma = patch / 8); 2D
+models run slice by slice in batches. Window predictions are streamed: class scores are accumulated only for the
+slab of slices the current windows touch, and each finished slab is reduced to labels at once, so memory grows with
+the slab, not with the volume times the number of classes. Masks are written on the input image's grid, atomically.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+from tqdm.auto import tqdm
+
+from radiobio.cohort import CohortSource, read_cohort
+from radiobio.errors import CohortError, describe
+from radiobio.imaging import read_image, write_image
+from radiobio.parallel import map_cases
+from radiobio.segmentation.bundle import ModelBundle, load_bundle
+from radiobio.segmentation.config import PostprocessingSettings, SegmentationConfig
+from radiobio.segmentation.data import AXIS_INDEX, patch_shape
+from radiobio.segmentation.preprocessing import PreparedImage, prepare_image, restore_mask
+
+
+def gaussian_weights(shape: tuple[int, ...], sigma_scale: float = 0.125) -> np.ndarray:
+    """Separable Gaussian importance map over a window (max 1 at the centre, sigma = ``sigma_scale`` × size)."""
+    weights = np.ones((), dtype=np.float32)
+    for n in shape:
+        if n == 1:
+            axis = np.ones(1)
+        else:
+            offsets = np.arange(n) - (n - 1) / 2.0
+            axis = np.exp(-0.5 * (offsets / max(n * sigma_scale, 1e-6)) ** 2)
+        weights = np.multiply.outer(weights, axis.astype(np.float32))
+    return np.maximum(weights, 1e-6).astype(np.float32)
+
+
+def window_starts(size: int, window: int, overlap: float) -> list[int]:
+    """Start indices of windows covering ``size`` voxels with at least ``overlap`` × ``window`` shared."""
+    if size <= window:
+        return [0]
+    step = max(1.0, window * (1.0 - overlap))
+    count = int(np.ceil((size - window) / step)) + 1
+    return sorted({int(round(s)) for s in np.linspace(0, size - window, count)})
+
+
+class Predictor:
+    """Turns a batch of windows into class probabilities, with optional flip test-time augmentation."""
+
+    def __init__(self, model, batch_size: int, flip_axes: tuple[int, ...] = ()):
+        self.model = model
+        self.batch_size = batch_size
+        self.flips = [combo for r in range(len(flip_axes) + 1) for combo in itertools.combinations(flip_axes, r)]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        count = len(batch)
+        if count < self.batch_size:  # a fixed batch shape avoids recompiling the graph for the last batch
+            batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - count, axis=0)])
+        total = None
+        for axes in self.flips:
+            flipped = np.flip(batch, axes) if axes else batch
+            probs = self.model.predict_on_batch(np.ascontiguousarray(flipped))
+            if isinstance(probs, (list, tuple)):
+                probs = probs[0]
+            probs = np.asarray(probs, dtype=np.float32)
+            probs = np.flip(probs, axes) if axes else probs
+            total = probs if total is None else total + probs
+        return total[:count] / len(self.flips)
+
+
+def predict_labels(model, volume: np.ndarray, config: SegmentationConfig, fill: float | None = None,
+                   window: tuple[int, int, int] | None = None, batch_size: int | None = None) -> np.ndarray:
+    """Label array ``(z, y, x)`` uint8 for a prepared ``(z, y, x, c)`` volume.
+
+    3D models slide ``window`` (default: the bundle's patch size) with the configured overlap and Gaussian
+    weights; 2D models predict whole slices (padded to the encoder's size multiple) unless the network has a
+    fixed input size, which then becomes the window.
+    """
+    from radiobio.segmentation.architectures import size_multiple
+
+    settings = config.inference
+    dims = config.dims
+    if window is None:
+        window = patch_shape(config)
+        fixed = model.inputs[0].shape[1:-1]
+        if dims == 2 and any(s is None for s in fixed):
+            multiple = size_multiple(config.model)
+            window = (1, *[int(np.ceil(s / multiple) * multiple) for s in volume.shape[1:3]])
+    flip_axes = tuple(sorted(AXIS_INDEX[a] - (1 if dims == 2 else 0) + 1 for a in settings.tta_flips))
+    predictor = Predictor(model, batch_size or settings.batch_size, flip_axes)
+    return sliding_window(predictor, volume, window, settings.overlap, settings.sigma_scale, config.num_classes,
+                          predictor.batch_size, dims, fill)
+
+
+def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, window: tuple[int, int, int],
+                   overlap: float, sigma_scale: float, num_classes: int, batch_size: int, dims: int = 3,
+                   fill: float | None = None) -> np.ndarray:
+    """Stream Gaussian-weighted window predictions over ``volume`` and return argmax labels ``(z, y, x)``.
+
+    Windows are visited slab by slab along z; class scores live only in a buffer a few windows deep, and each
+    slab no later window reaches is reduced to labels at once. ``predict`` maps ``(b, *window, c)`` (``(b, y, x,
+    c)`` for 2D) to probabilities.
+    """
+    fill = float(volume.min()) if fill is None else fill
+    size = np.array(volume.shape[:3])
+    target = np.maximum(size, window)
+    before = (target - size) // 2
+    if np.any(target > size):
+        pad = [(int(b), int(t - s - b)) for b, t, s in zip(before, target, size)] + [(0, 0)]
+        volume = np.pad(volume, pad, constant_values=fill)
+    starts = [window_starts(int(t), int(w), overlap if w > 1 else 0.0) for t, w in zip(target, window)]
+    weights = (gaussian_weights(window, sigma_scale) if max(window) > 1 else np.ones(window, np.float32))[..., None]
+    if dims == 2 and all(w == 1 for w in weights.shape[1:3]):
+        weights = np.ones_like(weights)
+    windows = list(itertools.product(*starts))
+    if window[0] > 1:  # 3D: a batch never spans two rows of windows, so the buffer stays one window deep
+        batches = [chunk for _, row in itertools.groupby(windows, key=lambda w: w[0])
+                   for chunk in _chunks(list(row), batch_size)]
+    else:
+        batches = list(_chunks(windows, batch_size))
+    depth = max(b[-1][0] + window[0] - b[0][0] for b in batches)
+    scores = np.zeros((depth, target[1], target[2], num_classes), dtype=np.float32)
+    labels = np.zeros(tuple(target), dtype=np.uint8)
+    top = 0  # z index of the buffer's first row
+
+    def flush(until: int) -> None:
+        nonlocal top
+        done = until - top
+        if done <= 0:
+            return
+        labels[top:until] = np.argmax(scores[:done], axis=-1)
+        if done < depth:
+            scores[:depth - done] = scores[done:].copy()
+        scores[max(depth - done, 0):] = 0
+        top = until
+
+    for batch in batches:
+        flush(batch[0][0])
+        tiles = np.stack([volume[z:z + window[0], y:y + window[1], x:x + window[2]] for z, y, x in batch])
+        probs = predict(tiles[:, 0] if dims == 2 else tiles)
+        if dims == 2:
+            probs = probs[:, None]
+        for (z, y, x), p in zip(batch, probs):
+            scores[z - top:z - top + window[0], y:y + window[1], x:x + window[2]] += p * weights
+    flush(int(target[0]))
+    crop = tuple(slice(int(b), int(b + s)) for b, s in zip(before, size))
+    return labels[crop]
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def postprocess(labels: np.ndarray, settings: PostprocessingSettings, label_values: list[int]) -> np.ndarray:
+    """Keep each label's largest connected component and/or fill its holes, as the bundle configures."""
+    if not (settings.largest_component or settings.fill_holes):
+        return labels
+    out = labels.copy()
+    for value in label_values:
+        binary = sitk.GetImageFromArray((labels == value).astype(np.uint8))
+        if not sitk.GetArrayViewFromImage(binary).any():
+            continue
+        if settings.largest_component:
+            components = sitk.RelabelComponent(sitk.ConnectedComponent(binary), sortByObjectSize=True)
+            binary = sitk.Cast(components == 1, sitk.sitkUInt8)
+        if settings.fill_holes:
+            binary = sitk.BinaryFillhole(binary, fullyConnected=False, foregroundValue=1)
+        keep = sitk.GetArrayViewFromImage(binary).astype(bool)
+        out[(labels == value) & ~keep] = 0
+        out[keep & (out == 0)] = value
+    return out
+
+
+def segment_image(image: sitk.Image, model: ModelBundle | str | os.PathLike, name: str = "image") -> sitk.Image:
+    """Segment one image with a bundle; the label map (uint8) has the image's size, spacing, origin, direction.
+
+    Raises :class:`~radiobio.errors.GeometryError` when the image cannot feed the model (a 2D image for a 3D
+    model, a wrong channel count).
+    """
+    bundle = load_bundle(model)
+    return segment_prepared(prepare_image(image, bundle.config, name), bundle)
+
+
+def segment_prepared(prepared: PreparedImage, bundle: ModelBundle) -> sitk.Image:
+    """Segment an image already prepared for ``bundle``; frees ``prepared.array`` once the network has run."""
+    config = bundle.config
+    labels = predict_labels(bundle.model, prepared.array, config)
+    prepared.array = None  # the network input is no longer needed; free it before resampling back
+    labels = postprocess(labels, config.inference.postprocessing, sorted(config.labels))
+    return sitk.Cast(restore_mask(labels, prepared), sitk.sitkUInt8)
+
+
+_WORKER_BUNDLES: dict[str, ModelBundle] = {}
+
+
+def _segment_case(task: tuple) -> tuple[int, str | None, str]:
+    index, case_id, image_path, out_path, bundle, overwrite = task
+    try:
+        if not overwrite and Path(out_path).is_file():
+            return index, out_path, ""
+        if not isinstance(bundle, ModelBundle):  # in a worker process: load once per process
+            key = str(bundle)
+            if key not in _WORKER_BUNDLES:
+                _WORKER_BUNDLES[key] = load_bundle(key)
+            bundle = _WORKER_BUNDLES[key]
+        image = read_image(image_path)
+        prepared = prepare_image(image, bundle.config, name=f"case {case_id}")
+        del image  # only the prepared array and the grids are needed from here on (memory on large volumes)
+        write_image(segment_prepared(prepared, bundle), out_path)
+        return index, out_path, ""
+    except Exception as exc:  # a batch never dies for one case: the error becomes the row's text
+        return index, None, describe(exc)
+
+
+def segment(cohort: CohortSource, model: ModelBundle | str | os.PathLike, out_dir: str | os.PathLike,
+            mask_column: str = "mask", jobs: int | None = None, executor=None, image_column: str = "image",
+            progress: bool = True, overwrite: bool = False) -> pd.DataFrame:
+    """Segment every case of ``cohort`` with a model bundle; return the cohort with ``mask_column`` filled.
+
+    Masks are written to ``out_dir/<case_id>.nii.gz`` on each image's own grid, atomically; a mask already there is
+    kept unless ``overwrite=True`` (so an interrupted batch resumes). ``jobs=None`` or 1 runs in this process (the
+    network already uses every core); ``jobs > 1`` or a Dask ``executor`` spreads cases over workers that each
+    load the bundle. A failing case gets ``None`` and an ``error`` text; a missing or invalid bundle raises
+    :class:`~radiobio.errors.ModelBundleError` before any case runs.
+    """
+    bundle = load_bundle(model)
+    table = read_cohort(cohort, check_files=False)
+    if image_column not in table.columns:
+        raise CohortError(f"cohort has no column {image_column!r} (columns: {list(table.columns)})")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    in_process = executor is None and (jobs is None or jobs == 1)
+    payload = bundle if in_process else str(bundle.path.resolve())
+    tasks = [(i, case_id, path, str(out / f"{_safe_name(case_id)}.nii.gz"), payload, overwrite)
+             for i, (case_id, path) in enumerate(zip(table["case_id"], table[image_column]))]
+    masks: list[str | None] = [None] * len(tasks)
+    errors = list(table["error"]) if "error" in table.columns else [""] * len(tasks)
+    results = map_cases(_segment_case, tasks, jobs=1 if in_process else jobs, executor=executor)
+    for index, path, error in tqdm(results, total=len(tasks), desc="segmenting", disable=not progress):
+        masks[index] = path
+        errors[index] = error or (errors[index] if isinstance(errors[index], str) else "")
+    table[mask_column] = masks
+    table["error"] = errors
+    return table
+
+
+def _safe_name(case_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(case_id))

@@ -1,0 +1,319 @@
+"""``train(cohort, config, out_dir)``: fit a segmentation model on a cohort and write a model bundle.
+
+The split is by case (by ``patient_id`` when the cohort has that column, so no patient is on both sides), seeded.
+Training minimises Dice + cross-entropy, keeps the checkpoint with the best validation Dice (written atomically as
+``model.keras`` while training runs), stops early when validation Dice stalls, logs every epoch to
+``training_log.csv``, and finally segments the validation cases with the saved bundle to report Dice, IoU, HD95 and
+ASSD in millimetres in the model card.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from radiobio.cohort import CohortSource, read_cohort
+from radiobio.errors import CohortError, SettingsError
+from radiobio.imaging import read_image, read_mask
+from radiobio.segmentation import bundle as bundles
+from radiobio.segmentation.config import SegmentationConfig, as_config
+from radiobio.segmentation.preprocessing import prepare_image, prepare_mask
+
+LOG_FILE = "training_log.csv"
+
+
+def split_cases(cohort: pd.DataFrame, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded train/validation split of row positions, by ``patient_id`` when present, else by ``case_id``."""
+    groups = cohort["patient_id"].astype(str) if "patient_id" in cohort.columns else cohort["case_id"].astype(str)
+    unique = np.array(sorted(groups.unique()))
+    if len(unique) < 2:
+        raise CohortError(f"training needs at least 2 cases (or patients) to hold one out for validation; got "
+                          f"{len(unique)}")
+    rng = np.random.default_rng(seed)
+    rng.shuffle(unique)
+    n_val = min(len(unique) - 1, max(1, int(round(fraction * len(unique)))))
+    validation = set(unique[:n_val])
+    is_val = groups.isin(validation).to_numpy()
+    return list(np.flatnonzero(~is_val)), list(np.flatnonzero(is_val))
+
+
+def load_cases(cohort: pd.DataFrame, config: SegmentationConfig, image_column: str, mask_column: str,
+               progress: bool = True):
+    """Read, prepare and check every case of ``cohort``; return :class:`~radiobio.segmentation.data.Case` objects."""
+    from radiobio.segmentation.data import Case
+
+    cases = []
+    for _, row in tqdm(cohort.iterrows(), total=len(cohort), desc="loading cases", disable=not progress,
+                       leave=False):
+        case_id = row["case_id"]
+        image = read_image(row[image_column])
+        prepared = prepare_image(image, config, name=f"case {case_id}")
+        labels = prepare_mask(read_mask(row[mask_column], reference=image), prepared, config)
+        extra = sorted(set(np.unique(labels)) - {0} - set(config.labels))
+        if extra:
+            raise SettingsError(f"case {case_id}: mask holds label(s) {extra} that config labels "
+                                f"{config.labels} does not name; add them to 'labels'")
+        cases.append(Case(str(case_id), prepared.array, labels))
+    return cases
+
+
+def default_patch_size(cases, config: SegmentationConfig) -> tuple[int, ...]:
+    """Median prepared case size rounded up to the model's size multiple, in (x, y[, z]) order."""
+    from radiobio.segmentation.architectures import size_multiple
+
+    multiple = size_multiple(config.model)
+    shapes = np.array([c.labels.shape for c in cases])  # (z, y, x)
+    median = np.median(shapes, axis=0)
+    rounded = [int(math.ceil(s / multiple) * multiple) for s in median[::-1]]
+    return tuple(rounded if config.dims == 3 else rounded[:2])
+
+
+def train(cohort: CohortSource, config: SegmentationConfig | dict[str, Any] | str | os.PathLike,
+          out_dir: str | os.PathLike, image_column: str = "image", mask_column: str = "mask",
+          progress: bool = True, command: str | None = None) -> Path:
+    """Train a segmentation model on ``cohort`` and write a bundle to ``out_dir``; return the bundle path.
+
+    ``config`` is a :class:`SegmentationConfig`, a dict or a YAML path. The bundle holds ``model.keras`` (best
+    validation checkpoint), ``model_card.json`` (labels, target spacing, intensity normalisation, patch size,
+    architecture, backend, training data, validation metrics, versions), ``MODEL_CARD.md`` and
+    ``training_log.csv``. ``command`` is recorded in the card as the command that trained the model.
+    """
+    import keras
+
+    from radiobio.segmentation.architectures import build_model, size_multiple
+    from radiobio.segmentation.data import SegmentationDataset
+
+    started = time.time()
+    config = as_config(config)
+    settings = config.training
+    table = read_cohort(cohort)
+    for column in (image_column, mask_column):
+        if column not in table.columns:
+            raise CohortError(f"cohort has no column {column!r} (columns: {list(table.columns)})")
+    if table[mask_column].isna().any():
+        missing = list(table.loc[table[mask_column].isna(), "case_id"])
+        raise CohortError(f"cases without a {mask_column!r} to learn from: {missing}; drop them or add masks")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(settings.seed)
+
+    train_rows, val_rows = split_cases(table, settings.validation_fraction, settings.seed)
+    cases = load_cases(table, config, image_column, mask_column, progress)
+    if config.preprocessing.patch_size is None:
+        config.preprocessing.patch_size = default_patch_size([cases[i] for i in train_rows], config)
+    multiple = size_multiple(config.model)
+    if any(s % multiple for s in config.preprocessing.patch_size):
+        raise SettingsError(f"preprocessing.patch_size {config.preprocessing.patch_size} must be a multiple of "
+                            f"{multiple} on every axis (the encoder halves the size {int(math.log2(multiple))} "
+                            f"times)")
+
+    model = build_model(config)
+    outputs = len(model.outputs)
+    train_data = SegmentationDataset([cases[i] for i in train_rows], config, training=True, seed=settings.seed,
+                                     outputs=outputs)
+    val_data = SegmentationDataset([cases[i] for i in val_rows], config, training=False, seed=settings.seed,
+                                   outputs=outputs)
+    total_steps = settings.epochs * len(train_data)
+    model.compile(optimizer=_optimizer(settings, total_steps), loss=_losses(config, outputs),
+                  metrics=_metrics(config, outputs), jit_compile=False)
+
+    checkpoint = out / bundles.MODEL_FILE
+    monitor = "val_dice" if outputs == 1 else "val_segmentation_dice"
+    callbacks = [
+        AtomicCheckpoint(checkpoint, config, monitor),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=settings.patience),
+        keras.callbacks.CSVLogger(str(out / LOG_FILE)),
+    ]
+    if settings.max_minutes:
+        callbacks.append(TimeLimit(settings.max_minutes * 60.0, started))
+    fit_started = time.time()
+    history = model.fit(train_data, validation_data=val_data, epochs=settings.epochs, callbacks=callbacks,
+                        verbose=2 if progress else 0)
+    fit_minutes = (time.time() - fit_started) / 60.0
+    scores = history.history.get(monitor, [])
+    best_epoch = int(np.argmax(scores)) + 1 if scores else None
+
+    card = bundles.card_from_config(
+        config,
+        name=out.name,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        backend=keras.backend.backend(),
+        versions=versions(),
+        training={
+            "settings": config.to_dict()["training"],
+            "command": command or _command_line(),
+            "epochs_run": len(history.epoch),
+            "best_epoch": best_epoch,
+            "best_validation_dice_patches": float(max(scores)) if scores else None,
+            "fit_minutes": round(fit_minutes, 1),
+            "total_minutes": None,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores visible",
+            "log": LOG_FILE,
+        },
+        training_data={
+            "description": f"{len(table)} cases from {table.attrs.get('cohort_base_dir', 'a DataFrame')}",
+            "n_cases": len(table),
+            "n_train": len(train_rows),
+            "n_validation": len(val_rows),
+            "split": f"by {'patient_id' if 'patient_id' in table.columns else 'case_id'}, "
+                     f"validation_fraction={settings.validation_fraction}, seed={settings.seed}",
+            "validation_cases": [str(table.at[i, "case_id"]) for i in val_rows],
+            "image_column": image_column,
+            "mask_column": mask_column,
+        },
+    )
+    bundles.write_json_atomic(card, out / bundles.CARD_FILE)
+    validation = table.iloc[val_rows].reset_index(drop=True)
+    card = validate_bundle(out, validation, image_column, mask_column, progress)
+    card["training"]["total_minutes"] = round((time.time() - started) / 60.0, 1)
+    bundles.write_card(out, card)
+    return out
+
+
+def validate_bundle(bundle_dir: str | os.PathLike, validation: pd.DataFrame, image_column: str = "image",
+                    mask_column: str = "mask", progress: bool = True) -> dict[str, Any]:
+    """Segment ``validation`` with the bundle, score it against its masks and store the metrics in the card.
+
+    Predicted masks go to ``<bundle>/validation_masks`` only for the time of scoring. Returns the updated card.
+    """
+    import shutil
+
+    from radiobio.segmentation.inference import segment
+    from radiobio.segmentation.metrics import evaluate, summarize
+
+    bundle_dir = Path(bundle_dir)
+    scratch = bundle_dir / "validation_masks"
+    try:
+        predicted = segment(validation.rename(columns={mask_column: "reference"}), bundle_dir, scratch,
+                            mask_column="predicted", image_column=image_column, jobs=1, progress=progress,
+                            overwrite=True)
+        scores = evaluate(predicted, "predicted", "reference")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    summary = summarize(scores)
+    card = bundles.read_card(bundle_dir)
+    card["validation_metrics"] = {
+        "n_cases": int(scores["case_id"].nunique()),
+        "failed_cases": int((scores["error"] != "").sum()),
+        "per_label": {str(row["label"]): {k: row[k] for k in summary.columns if k != "label"}
+                      for _, row in summary.reset_index().iterrows()},
+        "mean_dice": float(scores.loc[scores["error"] == "", "dice"].mean()),
+        "note": "whole-case inference on the held-out cases (sliding window, the bundle's inference settings), "
+                "masks on the original image grid; distances in mm",
+    }
+    bundles.write_card(bundle_dir, card)
+    return card
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a bundle depends on."""
+    from importlib import metadata
+
+    found = {"python": sys.version.split()[0]}
+    for package in ("radiobio", "keras", "tensorflow", "torch", "jax", "numpy", "SimpleITK"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _command_line() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def _optimizer(settings, total_steps: int):
+    import keras
+
+    rate: Any = settings.learning_rate
+    if settings.lr_schedule == "poly":
+        rate = keras.optimizers.schedules.PolynomialDecay(settings.learning_rate, max(1, total_steps),
+                                                          end_learning_rate=settings.learning_rate * 1e-3,
+                                                          power=0.9)
+    elif settings.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(settings.learning_rate, max(1, total_steps), alpha=1e-3)
+    if settings.weight_decay > 0:
+        return keras.optimizers.AdamW(rate, weight_decay=settings.weight_decay)
+    return keras.optimizers.Adam(rate)
+
+
+def _losses(config: SegmentationConfig, outputs: int):
+    from radiobio.segmentation.losses import DiceCrossEntropy
+
+    loss = DiceCrossEntropy(config.training.dice_weight, config.training.ce_weight)
+    if outputs == 1:
+        return loss
+    # Deep supervision: the full-resolution head counts most, each coarser head half as much as the next finer one.
+    return [DiceCrossEntropy(config.training.dice_weight * 0.5 ** i, config.training.ce_weight * 0.5 ** i)
+            for i in range(outputs)]
+
+
+def _metrics(config: SegmentationConfig, outputs: int):
+    from radiobio.segmentation.losses import DiceScore
+
+    if outputs == 1:
+        return [DiceScore(config.num_classes)]
+    return [[DiceScore(config.num_classes)]] + [[] for _ in range(outputs - 1)]
+
+
+def _callback_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class AtomicCheckpoint(_callback_base()):
+    """Save the model whenever ``monitor`` improves, through a temporary file (never half a ``.keras``).
+
+    The saved copy is compiled with the loss and metric but without the optimizer's state, which would triple the
+    file size and is not needed to segment.
+    """
+
+    def __init__(self, path: Path, config: SegmentationConfig, monitor: str):
+        super().__init__()
+        self.path = Path(path)
+        self.config = config
+        self.monitor = monitor
+        self.best = -np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value > self.best:
+            return
+        self.best = float(value)
+        bundles.save_model_atomic(inference_copy(self.model, self.config), self.path)
+
+
+def inference_copy(model, config: SegmentationConfig):
+    """A fresh copy of ``model`` with its weights, compiled with radiobio's loss but no optimizer state."""
+    import keras
+
+    from radiobio.segmentation.architectures import build_model
+
+    copy = build_model(config)
+    copy.set_weights(model.get_weights())
+    copy.compile(optimizer=keras.optimizers.Adam(), loss=_losses(config, len(copy.outputs)))
+    return copy
+
+
+class TimeLimit(_callback_base()):
+    """Stop training after ``seconds`` of wall time since ``started`` (the best checkpoint is already saved)."""
+
+    def __init__(self, seconds: float, started: float):
+        super().__init__()
+        self.seconds = seconds
+        self.started = started
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() - self.started > self.seconds:
+            self.model.stop_training = True
