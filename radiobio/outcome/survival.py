@@ -117,6 +117,10 @@ def cox(df: pd.DataFrame, duration: str, event: str, covariates: Sequence[str], 
     durations, events = check_survival(df, duration, event)
     strata = list(strata or [])
     require_columns(df, strata, "strata column")
+    for column in strata:
+        if df[column].isna().any():
+            raise OutcomeError(f"strata column {column!r} has {int(df[column].isna().sum())} missing value(s); drop "
+                               f"those rows or give them a stratum")
     overlap = set(strata) & set(covariates)
     if overlap or duration in covariates or event in covariates:
         raise OutcomeError(f"covariates overlap the duration/event/strata columns ({sorted(overlap) or duration}); "

@@ -91,6 +91,8 @@ def test_cox_strata_equals_lifelines_on_lung():
     result = cox(lung, "time", "status", ["age", "ph.ecog"], strata=["sex"])
     direct = CoxPHFitter().fit(lung[["time", "status", "age", "ph.ecog", "sex"]], "time", "status", strata=["sex"])
     assert np.allclose(result.table["hr"], direct.hazard_ratios_[["age", "ph.ecog"]])
+    with pytest.raises(OutcomeError, match="strata column 'inst'"):
+        cox(lung, "time", "status", ["age"], strata=["inst"])  # one missing institution
 
 
 def _sarcopenia_cohort(seed: int, n: int = 400, hazard_ratio: float = 2.0) -> pd.DataFrame:
