@@ -149,7 +149,8 @@ def nested_cv(df: pd.DataFrame, features: Sequence[str], duration: str | None = 
             selected_sets.append(used)
             metrics, pred = _score(endpoint, best, X.iloc[train], y[train], X.iloc[test], y[test], horizon)
             row = {"repeat": repeat, "fold": fold, "n_train": len(train), "n_test": len(test),
-                   "events_test": int(strat[test].sum()), "n_features": len(used), **metrics}
+                   ("events_test" if endpoint == "survival" else "positives_test"): int(strat[test].sum()),
+                   "n_features": len(used), **metrics}
             row.update({f"param:{k}": v for k, v in getattr(fitted, "best_params_", {}).items()})
             rows.append(row)
             predictions.append(pd.DataFrame({"row": df.index[test], "repeat": repeat, "fold": fold,
