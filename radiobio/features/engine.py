@@ -30,6 +30,8 @@ from radiobio.imaging import as_label_map, check_geometry, read_image, resample_
 #: Filters whose output depends on the mask or label: never shared across labels.
 MASK_DEPENDENT_FILTERS = {"LBP3D"}
 SHAPE_3D_CLASSES = {"shape"}
+#: SimpleITK's default coordinate and direction tolerance, used when the settings give no ``geometryTolerance``.
+ITK_DEFAULT_TOLERANCE = 1e-6
 
 _EXTRACTORS: dict[str, Any] = {}
 
@@ -75,12 +77,11 @@ def extract_case_features(image_path: str, mask_path: str, labels: list[int] | N
     image = read_image(image_path)
     mask = as_label_map(read_image(mask_path), mask_path)
     _check_dimensions(image, extractor, settings)
-    tolerance = settings.get("geometryTolerance")
-    if tolerance is not None:
-        sitk.ProcessObject.SetGlobalDefaultCoordinateTolerance(tolerance)
-        sitk.ProcessObject.SetGlobalDefaultDirectionTolerance(tolerance)
+    tolerance = settings.get("geometryTolerance") or ITK_DEFAULT_TOLERANCE
+    sitk.ProcessObject.SetGlobalDefaultCoordinateTolerance(tolerance)  # as PyRadiomics sets it for its checks
+    sitk.ProcessObject.SetGlobalDefaultDirectionTolerance(tolerance)
     try:
-        check_geometry(image, mask, tolerance=tolerance or 1e-6, names=("image", "mask"))
+        check_geometry(image, mask, tolerance=tolerance, names=("image", "mask"))
     except GeometryError as exc:
         if not settings.get("correctMask", False):
             raise GeometryError(f"{exc}; resample the mask onto the image or set correctMask: true") from None
