@@ -54,11 +54,6 @@ def build_model(config: SegmentationConfig | dict[str, Any]):
     return builders[settings.architecture](settings, config.num_classes, patch)
 
 
-def spatial_dims(config: SegmentationConfig | dict[str, Any]) -> int:
-    """2 for slice models, 3 for volume models."""
-    return 3 if as_config(config).model.architecture == "unet3d" else 2
-
-
 def size_multiple(settings: ModelSettings) -> int:
     """Every spatial input size must be a multiple of this (the total down-sampling of the encoder)."""
     if settings.architecture in ("unet2d", "unet3d"):

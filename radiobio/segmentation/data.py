@@ -181,24 +181,25 @@ class SegmentationDataset(keras.utils.PyDataset):
                 labels = np.flip(labels, AXIS_INDEX[axis])
         return augment_intensity(np.ascontiguousarray(image), rng, augmentation), np.ascontiguousarray(labels)
 
-    def _centre(self, case: Case, rng: np.random.Generator) -> np.ndarray:
+    def _centre_range(self, case: Case) -> tuple[np.ndarray, np.ndarray]:
+        """Patch centres that keep the patch inside the case (the case's middle where it is smaller)."""
         size = np.array(case.labels.shape)
         half = (np.array(self.shape) - 1) / 2.0
+        return np.minimum(half, (size - 1) / 2.0), np.maximum(size - 1 - half, (size - 1) / 2.0)
+
+    def _centre(self, case: Case, rng: np.random.Generator) -> np.ndarray:
+        low, high = self._centre_range(case)
         if case.foreground and rng.random() < self.config.training.foreground_fraction:
             label = list(case.foreground)[rng.integers(len(case.foreground))]
             voxels = case.foreground[label]
             point = voxels[rng.integers(len(voxels))].astype(float)
             # Jitter so the foreground voxel is anywhere inside the patch, not always in its middle.
+            half = (np.array(self.shape) - 1) / 2.0
             centre = point + rng.uniform(-half, half)
         else:
-            low = np.minimum(half, (size - 1) / 2.0)
-            high = np.maximum(size - 1 - half, (size - 1) / 2.0)
             centre = rng.uniform(low, high)
         if self.config.dims == 2:
             centre[0] = np.round(centre[0])
-        # Keep the patch over the case where the case is at least as large as the patch.
-        low = np.minimum(half, (size - 1) / 2.0)
-        high = np.maximum(size - 1 - half, (size - 1) / 2.0)
         return np.clip(centre, low, high)
 
     def _fixed_samples(self) -> list[tuple[int, np.ndarray]]:
@@ -209,10 +210,7 @@ class SegmentationDataset(keras.utils.PyDataset):
             if self.config.dims == 3:
                 voxels = np.concatenate(list(case.foreground.values())) if case.foreground else None
                 centre = voxels.mean(axis=0) if voxels is not None else (size - 1) / 2.0
-                half = (np.array(self.shape) - 1) / 2.0
-                low = np.minimum(half, (size - 1) / 2.0)
-                high = np.maximum(size - 1 - half, (size - 1) / 2.0)
-                samples.append((c, np.round(np.clip(centre, low, high))))
+                samples.append((c, np.round(np.clip(centre, *self._centre_range(case)))))
                 continue
             has_fg = np.flatnonzero(case.labels.reshape(len(case.labels), -1).any(axis=1))
             empty = np.setdiff1d(np.arange(len(case.labels)), has_fg)

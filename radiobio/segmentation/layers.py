@@ -22,22 +22,3 @@ class RepeatChannels(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
-
-
-@keras.saving.register_keras_serializable(package="radiobio")
-class Rescale(keras.layers.Layer):
-    """Affine intensity map ``x * scale + offset`` (maps z-scored images to an encoder's expected input range)."""
-
-    def __init__(self, scale: float = 1.0, offset: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.scale = float(scale)
-        self.offset = float(offset)
-
-    def call(self, inputs):
-        return inputs * self.scale + self.offset
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "scale": self.scale, "offset": self.offset}

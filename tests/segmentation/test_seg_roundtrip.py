@@ -80,3 +80,33 @@ def test_cli_train_segment_evaluate(sphere_cohort, tmp_path, capsys):
     assert len(scores) == len(sphere_cohort)
     assert np.isfinite(scores["dice"]).all()
     assert "dice_mean" in capsys.readouterr().out
+
+
+def test_2d_model_segments_slice_by_slice(sphere_cohort, tmp_path):
+    from seg_helpers import tiny_config
+
+    from radiobio.segmentation import train
+
+    config = tiny_config()
+    config["model"].update(architecture="unet2d", depth=3)
+    config["preprocessing"]["patch_size"] = [24, 24]
+    config["training"].update(epochs=6, batch_size=8, samples_per_epoch=64, foreground_fraction=0.7)
+    config["training"]["augmentation"]["flip_axes"] = ["x", "y"]
+    bundle = train(sphere_cohort, config, tmp_path / "model2d", progress=False)
+    card = json.loads((bundle / "model_card.json").read_text())
+    assert card["architecture"]["architecture"] == "unet2d"
+    result = segment(sphere_cohort.iloc[:2], bundle, tmp_path / "masks", mask_column="mask_2d", progress=False)
+    assert (result["error"] == "").all()
+    scores = evaluate(result, "mask_2d", "mask")
+    assert scores["dice"].mean() > 0.7
+
+
+def test_segment_with_an_executor_loads_the_bundle_in_workers(tiny_bundle, sphere_cohort, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        result = segment(sphere_cohort.iloc[:2].drop(columns="mask"), tiny_bundle, tmp_path / "masks",
+                         executor=pool, progress=False)
+    assert (result["error"] == "").all()
+    assert all(sitk.ReadImage(p).GetSize() == sitk.ReadImage(i).GetSize()
+               for p, i in zip(result["mask"], result["image"]))

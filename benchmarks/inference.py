@@ -1,0 +1,238 @@
+"""Benchmark: ``radiobio segment`` inference throughput, FLOP efficiency and peak memory, per Keras backend.
+
+Two workloads, each run through the real ``segment()`` path (read, preprocess, predict, restore, write):
+
+* 2D: a U-Net (depth 5, 32 base filters) on 512 x 512 slices, batch 4, slice by slice;
+* 3D: a U-Net (depth 4, 16 base filters, the hippocampus architecture) as a sliding window (patch 128 x 128 x 64,
+  50% overlap, Gaussian weights, batch 1) over a 512 x 512 x 300 volume (``--scale`` shrinks it for quick runs).
+
+For each backend a fresh subprocess (``KERAS_BACKEND=...``) measures, in the same run, the backend's float32 matmul
+FLOP/s (2048 x 2048) and then the network's achieved FLOP/s (convolution FLOPs of every window actually computed,
+divided by the time spent inside the network), and reports their ratio; peak RSS is the subprocess's maximum
+resident set. Weights are random: the work per voxel is what a trained model of that size does.
+
+    .venv/bin/python benchmarks/inference.py                       # both backends, both workloads, full size
+    .venv/bin/python benchmarks/inference.py --scale 0.5 --backends torch --modes 3d
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+FULL_3D = (512, 512, 300)  # voxels (x, y, z)
+SLICE = (512, 512)
+LABELS = {1: "organ", 2: "lesion"}
+
+
+def model_config(mode: str) -> dict:
+    """The radiobio configuration of each workload's network (CT windowing, native spacing, no TTA)."""
+    common = {"labels": LABELS, "inference": {"overlap": 0.5, "sigma_scale": 0.125, "tta_flips": []}}
+    if mode == "2d":
+        return {**common, "model": {"architecture": "unet2d", "depth": 5, "base_filters": 32},
+                "preprocessing": {"patch_size": list(SLICE), "intensity": {"mode": "ct", "window": [-1000, 1000]}},
+                "inference": {**common["inference"], "batch_size": 4}}
+    return {**common, "model": {"architecture": "unet3d", "depth": 4, "base_filters": 16},
+            "preprocessing": {"patch_size": [128, 128, 64], "intensity": {"mode": "ct", "window": [-1000, 1000]}},
+            "inference": {**common["inference"], "batch_size": 1}}
+
+
+def write_volume(path: Path, size: tuple[int, int, int]) -> None:
+    """A CT-like int16 volume (air, body, a few bright spheres), written uncompressed for fast reading."""
+    import SimpleITK as sitk
+
+    rng = np.random.default_rng(0)
+    nx, ny, nz = size
+    volume = np.full((nz, ny, nx), -1000, np.int16)
+    y, x = np.ogrid[:ny, :nx]
+    body = ((x - nx / 2) / (0.45 * nx)) ** 2 + ((y - ny / 2) / (0.35 * ny)) ** 2 <= 1
+    volume[:, body] = 40
+    for _ in range(6):
+        cz, cy, cx = rng.uniform(0.2, 0.8, 3) * (nz, ny, nx)
+        r = rng.uniform(0.03, 0.08) * nx
+        zz = np.arange(nz)[:, None, None]
+        sphere = (zz - cz) ** 2 + (np.arange(ny)[None, :, None] - cy) ** 2 + (np.arange(nx)[None, None] - cx) ** 2
+        volume[sphere <= r * r] = 300
+    volume += rng.integers(-20, 21, volume.shape, dtype=np.int16)
+    image = sitk.GetImageFromArray(volume)
+    image.SetSpacing((0.8, 0.8, 1.5))
+    sitk.WriteImage(image, str(path), False)
+
+
+def conv_flops(model, window: tuple[int, ...]) -> float:
+    """Multiply-add FLOPs (2 per MAC) of every convolution for one input window ``(*spatial, channels)``."""
+    import keras
+
+    config = model.get_config()
+    config["layers"][0]["config"]["batch_shape"] = (1, *window)
+    fixed = keras.Model.from_config(config)
+    total = 0.0
+    for layer in fixed.layers:
+        kind = type(layer).__name__
+        if not kind.startswith("Conv"):
+            continue
+        kernel = float(np.prod(layer.kernel_size))
+        c_in = layer.input.shape[-1]
+        c_out = layer.filters
+        if "Transpose" in kind:
+            voxels = float(np.prod(layer.input.shape[1:-1]))
+        else:
+            voxels = float(np.prod(layer.output.shape[1:-1]))
+        total += 2.0 * kernel * c_in * c_out * voxels
+    return total
+
+
+def matmul_flops_per_second(n: int = 2048, repeats: int = 6) -> float:
+    """Best float32 ``n x n`` matmul rate of this Keras backend (FLOP/s)."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    a = keras.ops.convert_to_tensor(rng.normal(size=(n, n)).astype("float32"))
+    b = keras.ops.convert_to_tensor(rng.normal(size=(n, n)).astype("float32"))
+    keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n ** 3 / best
+
+
+class TimedModel:
+    """Wraps a Keras model: counts the windows it computes and the seconds spent inside it."""
+
+    def __init__(self, model):
+        self.model = model
+        self.inputs = model.inputs
+        self.seconds = 0.0
+        self.windows = 0
+
+    def predict_on_batch(self, batch):
+        start = time.perf_counter()
+        out = np.asarray(self.model.predict_on_batch(batch))
+        self.seconds += time.perf_counter() - start
+        self.windows += len(batch)
+        return out
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """Run one backend × workload in this process (the parent sets KERAS_BACKEND); return the measurements."""
+    import keras
+    import pandas as pd
+
+    from radiobio.segmentation import build_model, load_bundle, segment
+    from radiobio.segmentation.bundle import export_bundle
+    from radiobio.segmentation.config import as_config
+    from radiobio.segmentation.data import patch_shape
+
+    workdir = Path(args.workdir)
+    config = as_config(model_config(args.mode))
+    keras.utils.set_random_seed(0)
+    model = build_model(config)
+    bundle_dir = export_bundle(model, config, workdir / f"bundle-{args.mode}-{keras.backend.backend()}")
+    matmul = matmul_flops_per_second()
+
+    bundle = load_bundle(bundle_dir)
+    timed = TimedModel(bundle.model)
+    if args.mode == "2d":
+        window = (*SLICE[::-1], 1)
+    else:
+        window = (*patch_shape(config), 1)
+    batch = config.inference.batch_size
+    timed.model.predict_on_batch(np.zeros((batch, *window), "float32"))  # build / trace outside the timing
+    flops_per_window = conv_flops(bundle.model, window)
+    bundle.model = timed
+
+    cohort = pd.DataFrame({"case_id": ["bench"], "image": [args.image]})
+    start = time.perf_counter()
+    result = segment(cohort, bundle, workdir / f"masks-{args.mode}-{keras.backend.backend()}", progress=False,
+                     overwrite=True)
+    wall = time.perf_counter() - start
+    if result.loc[0, "error"]:
+        raise RuntimeError(result.loc[0, "error"])
+    size = [int(s) for s in args.size]
+    voxels = float(np.prod(size))
+    achieved = timed.windows * flops_per_window / timed.seconds
+    return {
+        "backend": keras.backend.backend(),
+        "mode": args.mode,
+        "size_xyz": size,
+        "window": list(window[:-1]),
+        "windows": timed.windows,
+        "wall_s": wall,
+        "network_s": timed.seconds,
+        "voxels_per_s": voxels / wall,
+        "slices_per_s": size[2] / wall,
+        "gflop_per_window": flops_per_window / 1e9,
+        "achieved_gflops": achieved / 1e9,
+        "matmul_gflops": matmul / 1e9,
+        "efficiency": achieved / matmul,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "threads": os.environ.get("TF_NUM_INTRAOP_THREADS"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", nargs="+", default=["tensorflow", "torch"])
+    parser.add_argument("--modes", nargs="+", default=["2d", "3d"], choices=["2d", "3d"])
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="scale every side of the 3D volume (default 1: 512 x 512 x 300)")
+    parser.add_argument("--slices", type=int, default=32, help="512 x 512 slices for the 2D workload (default 32)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per backend (default 2)")
+    parser.add_argument("--json", help="also write all results to this JSON file")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", help=argparse.SUPPRESS)
+    parser.add_argument("--image", help=argparse.SUPPRESS)
+    parser.add_argument("--size", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print("RESULT " + json.dumps(worker(args)), flush=True)
+        return 0
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="radiobio-bench-") as tmp:
+        for mode in args.modes:
+            if mode == "2d":
+                size = (*SLICE, args.slices)
+            else:
+                size = tuple(max(64, int(round(s * args.scale))) for s in FULL_3D)
+            image = Path(tmp) / f"volume-{mode}.nii"
+            write_volume(image, size)
+            for backend in args.backends:
+                env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+                for variable in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                 "OPENBLAS_NUM_THREADS"):
+                    env[variable] = str(args.threads)
+                env["TF_NUM_INTEROP_THREADS"] = "1"
+                command = [sys.executable, __file__, "--worker", "--mode", mode, "--image", str(image),
+                           "--size", *map(str, size), "--workdir", tmp]
+                done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+                lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+                if done.returncode != 0 or not lines:
+                    print(f"{backend} {mode}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+                    continue
+                result = json.loads(lines[-1][len("RESULT "):])
+                results.append(result)
+                print(f"{backend:10s} {mode}  {'x'.join(map(str, size)):>12s}  {result['wall_s']:8.1f} s  "
+                      f"{result['voxels_per_s'] / 1e6:6.2f} Mvox/s  {result['slices_per_s']:6.2f} slices/s  "
+                      f"{result['achieved_gflops']:6.1f} GFLOP/s of {result['matmul_gflops']:6.1f} matmul "
+                      f"= {100 * result['efficiency']:5.1f}%  peak RSS {result['peak_rss_mb']:7.0f} MB", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
