@@ -58,7 +58,9 @@ def forest_plot(table: object, path: str | os.PathLike | None = None, title: str
     figure = Figure(figsize=(6.5, 1.0 + 0.4 * len(frame)))
     ax = figure.add_subplot(1, 1, 1)
     y = np.arange(len(frame))
-    ax.errorbar(frame["hr"], y, xerr=[frame["hr"] - frame["hr_lower_95"], frame["hr_upper_95"] - frame["hr"]],
+    hr = frame["hr"].to_numpy(float)
+    errors = [hr - frame["hr_lower_95"].to_numpy(float), frame["hr_upper_95"].to_numpy(float) - hr]
+    ax.errorbar(hr, y, xerr=errors,
                 fmt="s", color="black", ecolor="black", capsize=3)
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
