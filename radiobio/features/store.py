@@ -68,7 +68,9 @@ def atomic_write_parquet(frame: pd.DataFrame, path: str | os.PathLike,
                          provenance: dict[str, Any] | None = None) -> Path:
     """Write ``frame`` to Parquet atomically; ``provenance`` goes into the file's schema metadata."""
     path = Path(path)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    plain = frame.copy(deep=False)
+    plain.attrs = {}  # provenance goes in explicitly below; other attrs may not be JSON-serialisable
+    table = pa.Table.from_pandas(plain, preserve_index=False)
     if provenance is not None:
         metadata = dict(table.schema.metadata or {})
         metadata[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
