@@ -78,7 +78,7 @@ def timed(command: list[str]) -> tuple[float, float]:
 
 def compare(reference_csv: Path, radiobio_table: Path) -> tuple[int, float]:
     """Return (number of values compared, worst relative difference) between the two tools' outputs."""
-    reference = pd.read_csv(reference_csv, dtype={"ID": str})
+    reference = pd.read_csv(reference_csv, dtype={"ID": str}, float_precision="round_trip")
     if "Label" not in reference.columns:
         reference["Label"] = 1
     ours = pd.read_parquet(radiobio_table)
