@@ -303,9 +303,90 @@ harmonise scanners with ComBat inside the folds (`batch="site"`), and keep only 
 pd.DataFrame({"risk_score": risk, "os_days": df["os_days"].head(5), "os_event": df["os_event"].head(5)})"""),
 ]
 
+HIPPOCAMPUS = [
+    ("md", """# Training and evaluating a segmentation model: the hippocampus
+
+This tutorial trains a 3D U-Net on real T1 MRI crops around the hippocampus (Medical Segmentation Decathlon,
+Task 04; labels 1 anterior, 2 posterior), segments scans with the shipped model `models/hippocampus-3d`, and scores
+the masks in millimetres against the manual labels.
+
+Training a useful model takes about 50 minutes on two CPU cores (the exact command is in the model card), so here a
+tiny model trains for a few steps to show the API, and the shipped model does the real segmentation. The data
+folder is found through `RADIOBIO_TEST_DATA` (default `../shared/data` beside the repository)."""),
+    ("code", """%matplotlib inline
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+import radiobio
+from radiobio import report
+
+repo = Path(radiobio.__file__).resolve().parents[1]
+data = Path(os.environ.get("RADIOBIO_TEST_DATA", repo.parent / "shared" / "data")) / "hippocampus"
+work = Path(tempfile.mkdtemp(prefix="radiobio-03-"))
+images = sorted((data / "images").glob("*.nii.gz"))
+cohort = pd.DataFrame({"case_id": [p.name.replace(".nii.gz", "") for p in images],
+                       "image": [str(p) for p in images],
+                       "mask": [str(data / "labels" / p.name) for p in images]})
+print(len(cohort), "cases")
+cohort.head(3)"""),
+    ("md", """## A training configuration
+
+A model is described by a configuration: labels, architecture, preprocessing (target spacing, intensity
+normalisation, patch size), training (epochs, batch, learning rate, augmentation) and inference (sliding-window
+overlap, test-time flips, post-processing). `radiobio.train` splits the cohort by case into training and
+validation, trains with Dice + cross-entropy, keeps the best checkpoint, and writes a bundle: `model.keras`,
+`model_card.json` and a human `MODEL_CARD.md`."""),
+    ("code", """config = {
+    "labels": {1: "anterior", 2: "posterior"},
+    "model": {"architecture": "unet3d", "depth": 2, "base_filters": 4},
+    "preprocessing": {"target_spacing": [1.0, 1.0, 1.0], "patch_size": [40, 56, 40],
+                      "intensity": {"mode": "zscore"}},
+    "training": {"epochs": 2, "batch_size": 2, "samples_per_epoch": 8, "validation_fraction": 0.25, "seed": 0},
+}
+tiny = radiobio.train(cohort.head(12), config, work / "tiny-model", progress=False)
+pd.read_csv(tiny / "training_log.csv")"""),
+    ("md", """The tiny model is far from useful after a few steps. The shipped bundle was trained with
+the same call on all 200 cases (160 training, 40 held out); its card records the command, the time and the
+held-out scores."""),
+    ("code", """bundle = repo / "models" / "hippocampus-3d"
+card = json.loads((bundle / "model_card.json").read_text())
+held_out = card["training_data"]["validation_cases"]
+print(card["training_data"]["split"])
+pd.DataFrame(card["validation_metrics"]["per_label"]).T[["n", "dice_mean", "dice_std", "hd95_mm_mean"]]"""),
+    ("md", """## Segmenting held-out cases
+
+`radiobio.segment` runs the sliding window with Gaussian weighting, mirrors left-right for test-time augmentation,
+keeps the largest component of each label, and writes each mask on its input image's grid (same size, spacing,
+origin and direction), atomically."""),
+    ("code", """test = cohort[cohort["case_id"].isin(held_out[:6])].rename(columns={"mask": "mask_manual"})
+segmented = radiobio.segment(test, bundle, work / "masks", mask_column="mask_model", jobs=1, progress=False)
+segmented[["case_id", "mask_model"]]"""),
+    ("md", """## Scoring in millimetres
+
+`radiobio.evaluate` compares two mask columns per case and label: Dice, IoU, 95th-percentile Hausdorff distance
+and average symmetric surface distance in mm (from the voxel spacing), and volume similarity."""),
+    ("code", """scores = radiobio.evaluate(segmented, "mask_model", "mask_manual")
+assert scores["dice"].mean() > 0.8, "the shipped model reaches a mean Dice near 0.88 on held-out cases"
+scores.groupby("label")[["dice", "hd95_mm", "assd_mm"]].mean().round(3)"""),
+    ("code", """fig, ax = plt.subplots(figsize=(5, 3))
+scores.boxplot(column="dice", by="label", ax=ax)
+ax.set_title("Dice per label (held-out cases)"); fig.suptitle(""); ax.set_ylabel("Dice")
+plt.show()"""),
+    ("md", """Every mask must be verifiable: draw the model's contours on the MRI (anterior red, posterior yellow)."""),
+    ("code", """case = segmented.iloc[0]
+report.overlay(case["image"], case["mask_model"], view="sagittal", label_names={1: "anterior", 2: "posterior"},
+               title=case["case_id"])"""),
+]
+
 NOTEBOOKS = {
     "01_batch_radiomics.ipynb": BATCH_RADIOMICS,
     "02_sarcopenia_survival.ipynb": SARCOPENIA_SURVIVAL,
+    "03_hippocampus_segmentation.ipynb": HIPPOCAMPUS,
     "04_radiomics_signature.ipynb": SIGNATURE,
 }
 
