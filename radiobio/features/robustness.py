@@ -182,7 +182,8 @@ def estimate_noise_sd(image: sitk.Image) -> float:
     """Robust estimate of an image's noise SD (intensity units): 1.4826 × MAD of the residual after a 3×3×3
     median filter."""
     floating = sitk.Cast(image, sitk.sitkFloat32)
-    residual = sitk.GetArrayViewFromImage(floating - sitk.Median(floating, [1] * image.GetDimension()))
+    # a copy, not a view: a view of the temporary difference image would outlive its memory
+    residual = sitk.GetArrayFromImage(floating - sitk.Median(floating, [1] * image.GetDimension()))
     return float(1.4826 * np.median(np.abs(residual - np.median(residual))))
 
 
