@@ -9,7 +9,11 @@ import sys
 def register(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="score predicted masks against reference masks",
                                    description="Score predicted against reference masks: Dice, IoU, HD95 and ASSD "
-                                               "in mm, volume similarity, per case and label, plus a summary.")
+                                               "in mm, volume similarity, per case and label, plus a summary.",
+                                   epilog="example:\n  radiobio evaluate masks/cohort.csv --pred mask "
+                                          "--ref mask_manual "
+                                          "-o scores.csv\n",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cohort", help="cohort manifest holding both mask columns")
     parser.add_argument("--pred", required=True, help="column of predicted masks")
     parser.add_argument("--ref", required=True, help="column of reference masks")

@@ -11,7 +11,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("segment", help="segment a cohort with a model bundle",
                                    description="Segment every image of a cohort with a model bundle; masks are "
                                                "written to OUT_DIR/<case_id>.nii.gz on each image's grid and the "
-                                               "cohort with the new mask column to OUT_DIR/cohort.csv.")
+                                               "cohort with the new mask column to OUT_DIR/cohort.csv.",
+                                   epilog="example:\n  radiobio segment cohort.csv -m models/hippocampus-3d -o masks/ "
+                                          "-j 2\n",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cohort", help="cohort manifest (CSV or Parquet) with case_id and image columns")
     parser.add_argument("-m", "--model", required=True, help="model bundle folder (model.keras + model_card.json)")
     parser.add_argument("-o", "--out", required=True, help="folder for the masks and the output cohort.csv")

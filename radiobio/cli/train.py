@@ -11,7 +11,10 @@ import sys
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a segmentation model on a cohort and write a model bundle",
                                    description="Train a Keras segmentation model on a cohort (image + mask columns) "
-                                               "and write a bundle: model.keras, model_card.json, MODEL_CARD.md.")
+                                               "and write a bundle: model.keras, model_card.json, MODEL_CARD.md.",
+                                   epilog="example:\n  radiobio train cohort.csv -c models/hippocampus-3d/config.yaml "
+                                          "-o my-model\n",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cohort", help="cohort manifest (CSV or Parquet) with case_id, image and mask columns")
     parser.add_argument("-c", "--config", required=True, help="training configuration (YAML)")
     parser.add_argument("-o", "--out", required=True, help="bundle folder to write")
