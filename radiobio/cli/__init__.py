@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``radiobio`` console script; returns the exit code (0 ok, 1 some case failed, 2 usage)."""
+    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) hides the command's own output; errors still show
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
