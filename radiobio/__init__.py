@@ -11,8 +11,7 @@ The public API is imported lazily, so ``import radiobio`` (and ``radiobio extrac
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from radiobio._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -41,16 +40,5 @@ _LAZY = {
 _SUBMODULES = {"imaging", "cohort", "errors", "features", "segmentation", "biomarkers", "outcome", "report",
                "synthetic", "parallel", "cli"}
 
-__all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"radiobio.{name}")
-    raise AttributeError(f"module 'radiobio' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, _exported = lazy_exports(__name__, _LAZY, _SUBMODULES)
+__all__ = [*_exported, "__version__"]

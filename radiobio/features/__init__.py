@@ -5,8 +5,7 @@ Names are imported lazily so the extraction path never loads scikit-learn.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from radiobio._lazy import lazy_exports
 
 _LAZY = {
     "extract_features": "radiobio.features.extraction",
@@ -19,14 +18,4 @@ _LAZY = {
     "perturb_cohort": "radiobio.features.robustness",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'radiobio.features' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)

@@ -11,8 +11,7 @@ All fitting is lifelines' and scikit-learn's; names are imported lazily so ``imp
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from radiobio._lazy import lazy_exports
 
 _LAZY = {
     "kaplan_meier": "radiobio.outcome.survival",
@@ -41,14 +40,4 @@ _LAZY = {
     "OutcomeWarning": "radiobio.outcome.validation",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'radiobio.outcome' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)

@@ -7,8 +7,7 @@ it TensorFlow / PyTorch / JAX) is imported only when a function that needs it ru
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from radiobio._lazy import lazy_exports
 
 _LAZY = {
     "build_model": "radiobio.segmentation.architectures",
@@ -25,14 +24,4 @@ _LAZY = {
     "as_config": "radiobio.segmentation.config",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'radiobio.segmentation' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)
