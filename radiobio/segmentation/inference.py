@@ -28,6 +28,10 @@ from radiobio.segmentation.data import AXIS_INDEX, patch_shape
 from radiobio.segmentation.preprocessing import PreparedImage, prepare_image, restore_mask
 
 
+#: Rows of the score buffer reduced to labels at once (bounds the temporary argmax array).
+FLUSH_ROWS = 8
+
+
 def gaussian_weights(shape: tuple[int, ...], sigma_scale: float = 0.125) -> np.ndarray:
     """Separable Gaussian importance map over a window (max 1 at the centre, sigma = ``sigma_scale`` × size)."""
     weights = np.ones((), dtype=np.float32)
@@ -115,9 +119,7 @@ def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarr
         pad = [(int(b), int(t - s - b)) for b, t, s in zip(before, target, size)] + [(0, 0)]
         volume = np.pad(volume, pad, constant_values=fill)
     starts = [window_starts(int(t), int(w), overlap if w > 1 else 0.0) for t, w in zip(target, window)]
-    weights = (gaussian_weights(window, sigma_scale) if max(window) > 1 else np.ones(window, np.float32))[..., None]
-    if dims == 2 and all(w == 1 for w in weights.shape[1:3]):
-        weights = np.ones_like(weights)
+    weights = gaussian_weights(window, sigma_scale)[..., None]
     windows = list(itertools.product(*starts))
     if window[0] > 1:  # 3D: a batch never spans two rows of windows, so the buffer stays one window deep
         batches = [chunk for _, row in itertools.groupby(windows, key=lambda w: w[0])
@@ -130,13 +132,18 @@ def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarr
     top = 0  # z index of the buffer's first row
 
     def flush(until: int) -> None:
+        # Reduce finished rows to labels and move the rest of the buffer up, a few rows at a time so neither
+        # step allocates a temporary the size of the buffer.
         nonlocal top
         done = until - top
         if done <= 0:
             return
-        labels[top:until] = np.argmax(scores[:done], axis=-1)
-        if done < depth:
-            scores[:depth - done] = scores[done:].copy()
+        for row in range(0, done, FLUSH_ROWS):
+            end = min(row + FLUSH_ROWS, done)
+            labels[top + row:top + end] = np.argmax(scores[row:end], axis=-1)
+        for row in range(0, depth - done, done):  # blocks of `done` rows: source and target never overlap
+            end = min(row + done, depth - done)
+            scores[row:end] = scores[row + done:end + done]
         scores[max(depth - done, 0):] = 0
         top = until
 

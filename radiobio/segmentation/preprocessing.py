@@ -120,7 +120,7 @@ def normalize_intensity(array: np.ndarray, settings: IntensitySettings, in_place
 
 def image_array(image: sitk.Image) -> np.ndarray:
     """Pixels as ``(z, y, x, channels)`` float32 (``(1, y, x, channels)`` for a 2D image)."""
-    array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    array = sitk.GetArrayViewFromImage(image).astype(np.float32)  # one float32 copy, no intermediate
     if image.GetNumberOfComponentsPerPixel() == 1:
         array = array[..., None]
     if image.GetDimension() == 2:

@@ -197,7 +197,8 @@ def validate_bundle(bundle_dir: str | os.PathLike, validation: pd.DataFrame, ima
         predicted = segment(validation.rename(columns={mask_column: "reference"}), bundle_dir, scratch,
                             mask_column="predicted", image_column=image_column, jobs=1, progress=progress,
                             overwrite=True)
-        scores = evaluate(predicted, "predicted", "reference")
+        labels = sorted(int(k) for k in bundles.read_card(bundle_dir)["labels"])
+        scores = evaluate(predicted, "predicted", "reference", labels=labels)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary = summarize(scores)
