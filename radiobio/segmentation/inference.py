@@ -27,7 +27,6 @@ from radiobio.segmentation.config import PostprocessingSettings, SegmentationCon
 from radiobio.segmentation.data import AXIS_INDEX, patch_shape
 from radiobio.segmentation.preprocessing import PreparedImage, prepare_image, restore_mask
 
-
 #: Rows of the score buffer reduced to labels at once (bounds the temporary argmax array).
 FLUSH_ROWS = 8
 
