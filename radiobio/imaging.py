@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from radiobio.atomic import atomic_path
 from radiobio.errors import GeometryError, ImageReadError, MaskError
 
 PathLike = str | os.PathLike
@@ -225,14 +225,6 @@ def voxel_volume_mm3(image: sitk.Image) -> float:
 def write_image(image: sitk.Image, path: PathLike, compress: bool = True) -> Path:
     """Write ``image`` atomically: to a temporary file beside ``path``, then renamed, so no half file is ever seen."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes) or ".nii.gz"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        sitk.WriteImage(image, tmp, compress)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix="".join(path.suffixes) or ".nii.gz") as tmp:
+        sitk.WriteImage(image, str(tmp), compress)
     return path

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc  # noqa: F401 - registers pa.ipc
 import pyarrow.parquet as pq
+
+from radiobio.atomic import atomic_path, write_text_atomic
 
 PROVENANCE_KEY = b"radiobio"
 
@@ -36,15 +37,9 @@ class PartStore:
         """Write the rows of one case atomically (Arrow IPC to a temporary file, then rename)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist(rows)
-        path = self._path(case_id)
-        tmp = _temporary_beside(path)
-        try:
-            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_path(self._path(case_id)) as tmp, pa.OSFile(str(tmp), "wb") as sink, \
+                pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
 
     def read_all(self) -> pd.DataFrame:
         """All parts written with the current parameters, as one table (empty when there are none)."""
@@ -55,13 +50,6 @@ class PartStore:
     def clear(self) -> None:
         """Remove the parts folder (after the final table has been written)."""
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _temporary_beside(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def atomic_write_parquet(frame: pd.DataFrame, path: str | os.PathLike,
@@ -75,13 +63,8 @@ def atomic_write_parquet(frame: pd.DataFrame, path: str | os.PathLike,
         metadata = dict(table.schema.metadata or {})
         metadata[PROVENANCE_KEY] = json.dumps(provenance, default=str).encode()
         table = table.replace_schema_metadata(metadata)
-    tmp = _temporary_beside(path)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -92,18 +75,10 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, provenance: dict[s
         return atomic_write_parquet(frame, path, provenance)
     if path.suffix.lower() != ".csv":
         raise ValueError(f"{path}: output must end in .parquet or .csv")
-    tmp = _temporary_beside(path)
-    try:
+    with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     if provenance is not None:
-        sidecar = path.with_name(path.name + ".provenance.json")
-        sidecar_tmp = _temporary_beside(sidecar)
-        sidecar_tmp.write_text(json.dumps(provenance, indent=2, default=str))
-        os.replace(sidecar_tmp, sidecar)
+        write_text_atomic(json.dumps(provenance, indent=2, default=str), path.with_name(path.name + ".provenance.json"))
     return path
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from radiobio.atomic import write_text_atomic
 from radiobio.cohort import is_mask_column
 from radiobio.errors import RadiobioError
 from radiobio.report.results import (
@@ -100,10 +101,7 @@ def html(results: str | os.PathLike, out: str | os.PathLike | None = None, title
         raise ReportError(f"{folder} holds none of the results a report shows ({', '.join(SECTION_FILES.values())}); "
                           f"run the pipeline first, or point to its output folder")
     page = _page(title, folder, builder.notes, [s for s in sections if s] + [builder.versions()])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    write_text_atomic(page, out)
     return out
 
 
