@@ -112,14 +112,17 @@ class TimedModel:
     """Wraps a Keras model: counts the windows it computes and the seconds spent inside it."""
 
     def __init__(self, model):
+        from radiobio.segmentation.runtime import batch_predictor
+
         self.model = model
+        self.predict = batch_predictor(model)  # what segment() itself runs on this backend
         self.inputs = model.inputs
         self.seconds = 0.0
         self.windows = 0
 
     def predict_on_batch(self, batch):
         start = time.perf_counter()
-        out = np.asarray(self.model.predict_on_batch(batch))
+        out = np.asarray(self.predict(batch))
         self.seconds += time.perf_counter() - start
         self.windows += len(batch)
         return out
@@ -149,7 +152,7 @@ def worker(args: argparse.Namespace) -> dict:
     else:
         window = (*patch_shape(config), 1)
     batch = config.inference.batch_size
-    timed.model.predict_on_batch(np.zeros((batch, *window), "float32"))  # build / trace outside the timing
+    timed.predict(np.zeros((batch, *window), "float32"))  # build / trace outside the timing
     flops_per_window = conv_flops(bundle.model, window)
     bundle.model = timed
 

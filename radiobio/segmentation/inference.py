@@ -57,18 +57,23 @@ class Predictor:
     """Turns a batch of windows into class probabilities, with optional flip test-time augmentation."""
 
     def __init__(self, model, batch_size: int, flip_axes: tuple[int, ...] = ()):
-        self.model = model
+        from radiobio.segmentation.runtime import TorchGraphRunner, batch_predictor
+
+        self.predict_batch = batch_predictor(model)
+        # A fixed batch shape keeps compiled graphs (TensorFlow, JAX) from retracing for the last, shorter batch;
+        # the PyTorch runner has no graph to retrace, so it skips the padding windows.
+        self.pad_batches = not isinstance(self.predict_batch, TorchGraphRunner)
         self.batch_size = batch_size
         self.flips = [combo for r in range(len(flip_axes) + 1) for combo in itertools.combinations(flip_axes, r)]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         count = len(batch)
-        if count < self.batch_size:  # a fixed batch shape avoids recompiling the graph for the last batch
+        if count < self.batch_size and self.pad_batches:
             batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - count, axis=0)])
         total = None
         for axes in self.flips:
             flipped = np.flip(batch, axes) if axes else batch
-            probs = self.model.predict_on_batch(np.ascontiguousarray(flipped))
+            probs = self.predict_batch(np.ascontiguousarray(flipped))
             if isinstance(probs, (list, tuple)):
                 probs = probs[0]
             probs = np.asarray(probs, dtype=np.float32)

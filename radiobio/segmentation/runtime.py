@@ -1,0 +1,346 @@
+"""Batch prediction for inference, per Keras backend: ``batch_predictor(model)``.
+
+On TensorFlow and JAX the model's own ``predict_on_batch`` is already a compiled graph. On PyTorch, Keras runs a
+functional model layer by layer and keeps every intermediate tensor until the end of the call; its convolutions
+also copy each input twice (channels-last to channels-first and back to oneDNN's channels-last layout) and its
+transposed convolutions and poolings take PyTorch's slow channels-first path. For PyTorch, radiobio therefore
+walks the Keras graph itself, under ``torch.inference_mode``:
+
+* convolutions, transposed convolutions, poolings, group/batch normalisation, activations, concatenation,
+  nearest up-sampling and dropout run as the equivalent ``torch.nn.functional`` calls on channels-last views
+  (no layout copies; the same weights, the same arithmetic up to float32 round-off);
+* any other layer runs as the Keras layer itself, so every model still works;
+* each tensor is released after its last use, and an activation whose input nobody else needs runs in place.
+
+Only what the first output needs is computed (segmentation uses the main head, not deep-supervision heads).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Predict = Callable[[np.ndarray], Any]
+
+
+def batch_predictor(model, first_output_only: bool = True) -> Predict:
+    """A function mapping a float32 batch ``(b, *spatial, channels)`` to the model's probabilities (NumPy).
+
+    With ``first_output_only`` a multi-output model returns only its first output. Objects that are not Keras
+    functional models (or whose graph cannot be walked) are called through ``predict_on_batch``.
+    """
+    import keras
+
+    if keras.backend.backend() == "torch":
+        try:
+            return TorchGraphRunner(model, first_output_only)
+        except (AttributeError, TypeError, KeyError, ValueError):
+            pass  # not a functional graph radiobio can walk: Keras' own path is always correct
+    return model.predict_on_batch
+
+
+class TorchGraphRunner:
+    """Runs a Keras functional model on the PyTorch backend with channels-last kernels and early freeing."""
+
+    def __init__(self, model, first_output_only: bool = True):
+        outputs = model.outputs[:1] if first_output_only else model.outputs
+        self.input_ids = [id(x) for x in model.inputs]
+        self.output_ids = [id(x) for x in outputs]
+        self.single = len(outputs) == 1
+        self.steps = _plan(model, set(self.output_ids))
+        self.fast_steps = sum(1 for step in self.steps if step.fast)
+        last_use: dict[int, int] = {}
+        for index, step in enumerate(self.steps):
+            for tensor_id in step.input_ids:
+                last_use[tensor_id] = index
+        keep = set(self.output_ids)
+        self.release = [[t for t in step.input_ids if last_use[t] == i and t not in keep]
+                        for i, step in enumerate(self.steps)]
+
+    def __call__(self, batch: np.ndarray):
+        import torch
+
+        with torch.inference_mode():
+            values: dict[int, Any] = {}
+            for tensor_id, array in zip(self.input_ids, batch if isinstance(batch, (list, tuple)) else [batch]):
+                values[tensor_id] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+            owned: set[int] = set()  # tensors produced here, whose storage nobody else shares
+            for step, release in zip(self.steps, self.release):
+                args, kwargs = step.arguments.fill_in(values)
+                inputs = [values[t] for t in step.input_ids]
+                in_place = step.fast and len(step.input_ids) == 1 and step.input_ids[0] in owned \
+                    and step.input_ids[0] in release
+                result = step.run(*args, in_place=in_place, **kwargs)
+                for tensor_id in release:
+                    values.pop(tensor_id, None)
+                    owned.discard(tensor_id)
+                results = result if isinstance(result, (list, tuple)) else [result]
+                for tensor_id, value in zip(step.output_ids, results):
+                    values[tensor_id] = value
+                    if step.fast and all(value is not a for a in inputs):  # identity kernels return their input
+                        owned.add(tensor_id)
+            out = [values[i].detach().cpu().numpy() for i in self.output_ids]
+        return out[0] if self.single else out
+
+
+class _Step:
+    def __init__(self, operation, arguments, input_ids: list[int], output_ids: list[int]):
+        self.arguments = arguments
+        self.input_ids = input_ids
+        self.output_ids = output_ids
+        kernel = _fast_kernel(operation)
+        self.fast = kernel is not None
+        if kernel is None:
+            has_training = getattr(operation, "_call_has_training_arg", False)
+
+            def kernel(*args, in_place=False, **kwargs):
+                if has_training:
+                    kwargs["training"] = False
+                return operation(*args, **kwargs)
+        self.run = kernel
+
+
+def _plan(model, needed_outputs: set[int]) -> list[_Step]:
+    """The graph's nodes in execution order, restricted to those the requested outputs depend on."""
+    nodes = []
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.operation is not None and not node.is_input:
+                nodes.append(node)
+    needed = set(needed_outputs)
+    kept = []
+    for node in reversed(nodes):
+        if any(id(x) in needed for x in node.outputs):
+            kept.append(node)
+            needed.update(id(x) for x in node.input_tensors)
+    kept.reverse()
+    return [_Step(model._get_operation_for_node(node), node.arguments, [id(x) for x in node.input_tensors],
+                  [id(x) for x in node.outputs]) for node in kept]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Channels-last kernels. Tensors flow in Keras' logical layout (batch, *spatial, channels), contiguous; a permute to
+# (batch, channels, *spatial) is then a free view in PyTorch's channels-last memory format, which oneDNN uses
+# directly.
+
+
+def _to_cf(x):
+    return x.permute(0, x.ndim - 1, *range(1, x.ndim - 1))
+
+
+def _to_cl(x):
+    out = x.permute(0, *range(2, x.ndim), 1)
+    return out if out.is_contiguous() else out.contiguous()
+
+
+def _memory_format(ndim: int):
+    import torch
+
+    return torch.channels_last if ndim == 4 else torch.channels_last_3d if ndim == 5 else torch.contiguous_format
+
+
+def _channels_last(layer) -> bool:
+    return getattr(layer, "data_format", "channels_last") == "channels_last"
+
+
+def _float32(layer) -> bool:
+    return getattr(layer, "compute_dtype", "float32") == "float32"
+
+
+def _activation(function) -> Callable | None:
+    """An in-place-capable torch version of a Keras activation function, or None when there is none."""
+    import keras
+    import torch
+    import torch.nn.functional as F
+
+    table = {
+        keras.activations.linear: lambda x, in_place: x,
+        keras.activations.relu: lambda x, in_place: F.relu_(x) if in_place else F.relu(x),
+        keras.activations.sigmoid: lambda x, in_place: x.sigmoid_() if in_place else torch.sigmoid(x),
+        keras.activations.tanh: lambda x, in_place: x.tanh_() if in_place else torch.tanh(x),
+        keras.activations.softmax: lambda x, in_place: torch.softmax(x, dim=-1),
+    }
+    return table.get(function)
+
+
+def _fast_kernel(layer) -> Callable | None:
+    """The channels-last torch implementation of ``layer``, or None to run the Keras layer itself."""
+    from keras import layers
+
+    if not _float32(layer) or not _channels_last(layer):
+        return None
+    kind = type(layer)
+    builders = {
+        layers.Conv1D: _conv, layers.Conv2D: _conv, layers.Conv3D: _conv,
+        layers.Conv2DTranspose: _conv_transpose, layers.Conv3DTranspose: _conv_transpose,
+        layers.MaxPooling2D: _pool, layers.MaxPooling3D: _pool, layers.AveragePooling2D: _pool,
+        layers.AveragePooling3D: _pool,
+        layers.GroupNormalization: _group_norm, layers.BatchNormalization: _batch_norm,
+        layers.LeakyReLU: _leaky_relu, layers.ReLU: _relu, layers.Activation: _activation_layer,
+        layers.Concatenate: _concatenate, layers.UpSampling2D: _upsampling, layers.UpSampling3D: _upsampling,
+        layers.Dropout: _identity, layers.SpatialDropout2D: _identity, layers.SpatialDropout3D: _identity,
+        layers.GaussianNoise: _identity, layers.GaussianDropout: _identity,
+    }
+    builder = builders.get(kind)
+    return None if builder is None else builder(layer)
+
+
+def _identity(layer):
+    return lambda x, in_place=False, **kwargs: x
+
+
+def _conv(layer):
+    import torch.nn.functional as F
+
+    if getattr(layer, "groups", 1) != 1 or layer.padding not in ("same", "valid"):
+        return None
+    activation = _activation(layer.activation)
+    if activation is None:
+        return None
+    dims = len(layer.kernel_size)
+    sizes = np.asarray(layer.kernel_size)
+    strides = tuple(int(s) for s in layer.strides)
+    dilation = tuple(int(d) for d in layer.dilation_rate)
+    span = (sizes - 1) * np.asarray(dilation)
+    kernel = layer.kernel.value.detach().permute(dims + 1, dims, *range(dims))  # (out, in, *k)
+    kernel = kernel.contiguous(memory_format=_memory_format(dims + 2))
+    bias = layer.bias.value.detach() if layer.use_bias else None
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[dims]
+
+    def run(x, in_place=False, **kwargs):
+        x = _to_cf(x)
+        padding: Any = 0
+        if layer.padding == "same":
+            if all(s == 1 for s in strides) and np.all(span % 2 == 0):
+                padding = tuple(int(p) for p in span // 2)
+            else:  # TensorFlow's rule: pad total = (ceil(n / s) - 1) * s + span + 1 - n, the extra voxel after
+                pads = []
+                for n, s, extent in zip(reversed(x.shape[2:]), reversed(strides), reversed(span)):
+                    total = max((-(-int(n) // s) - 1) * s + int(extent) + 1 - int(n), 0)
+                    pads += [total // 2, total - total // 2]
+                x = F.pad(x, pads)
+        y = conv(x, kernel, bias, stride=strides, padding=padding, dilation=dilation)
+        return activation(_to_cl(y), True)
+
+    return run
+
+
+def _conv_transpose(layer):
+    import torch.nn.functional as F
+
+    dims = len(layer.kernel_size)
+    simple = (tuple(layer.kernel_size) == tuple(layer.strides) and all(d == 1 for d in layer.dilation_rate)
+              and getattr(layer, "output_padding", None) is None and layer.padding in ("same", "valid"))
+    activation = _activation(layer.activation)
+    if not simple or activation is None:  # kernel == stride: "same" and "valid" give the same n * s output
+        return None
+    kernel = layer.kernel.value.detach().permute(dims + 1, dims, *range(dims))  # (in, out, *k)
+    kernel = kernel.contiguous(memory_format=_memory_format(dims + 2))
+    bias = layer.bias.value.detach() if layer.use_bias else None
+    conv = {2: F.conv_transpose2d, 3: F.conv_transpose3d}[dims]
+    strides = tuple(int(s) for s in layer.strides)
+
+    def run(x, in_place=False, **kwargs):
+        return activation(_to_cl(conv(_to_cf(x), kernel, bias, stride=strides)), True)
+
+    return run
+
+
+def _pool(layer):
+    import torch.nn.functional as F
+    from keras import layers
+
+    if layer.padding != "valid":
+        return None
+    dims = len(layer.pool_size)
+    average = isinstance(layer, (layers.AveragePooling2D, layers.AveragePooling3D))
+    pool = {(2, False): F.max_pool2d, (3, False): F.max_pool3d, (2, True): F.avg_pool2d,
+            (3, True): F.avg_pool3d}[(dims, average)]
+    size = tuple(int(s) for s in layer.pool_size)
+    strides = tuple(int(s) for s in (layer.strides or layer.pool_size))
+
+    def run(x, in_place=False, **kwargs):
+        return _to_cl(pool(_to_cf(x), size, strides))
+
+    return run
+
+
+def _group_norm(layer):
+    import torch.nn.functional as F
+
+    if layer.axis not in (-1,):
+        return None
+    gamma = layer.gamma.value.detach() if layer.scale else None
+    beta = layer.beta.value.detach() if layer.center else None
+
+    def run(x, in_place=False, **kwargs):
+        return _to_cl(F.group_norm(_to_cf(x), layer.groups, gamma, beta, layer.epsilon))
+
+    return run
+
+
+def _batch_norm(layer):
+    import torch
+
+    if layer.axis not in (-1,) or getattr(layer, "renorm", False):
+        return None
+    scale = torch.rsqrt(layer.moving_variance.value.detach() + layer.epsilon)
+    if layer.scale:
+        scale = scale * layer.gamma.value.detach()
+    shift = -layer.moving_mean.value.detach() * scale
+    if layer.center:
+        shift = shift + layer.beta.value.detach()
+
+    def run(x, in_place=False, **kwargs):
+        return x.mul_(scale).add_(shift) if in_place else torch.addcmul(shift, x, scale)
+
+    return run
+
+
+def _leaky_relu(layer):
+    import torch.nn.functional as F
+
+    slope = float(layer.negative_slope)
+    return lambda x, in_place=False, **kwargs: F.leaky_relu_(x, slope) if in_place else F.leaky_relu(x, slope)
+
+
+def _relu(layer):
+    import keras
+
+    if layer.max_value is not None or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
+        return None
+    relu = _activation(keras.activations.relu)
+    return lambda x, in_place=False, **kwargs: relu(x, in_place)
+
+
+def _activation_layer(layer):
+    activation = _activation(layer.activation)
+    if activation is None:
+        return None
+    return lambda x, in_place=False, **kwargs: activation(x, in_place)
+
+
+def _concatenate(layer):
+    import torch
+
+    def run(tensors, in_place=False, **kwargs):
+        axis = layer.axis if layer.axis >= 0 else tensors[0].ndim + layer.axis
+        return torch.cat(tensors, dim=axis)
+
+    return run
+
+
+def _upsampling(layer):
+    if getattr(layer, "interpolation", "nearest") != "nearest":
+        return None
+    size = tuple(int(s) for s in layer.size)
+
+    def run(x, in_place=False, **kwargs):
+        for axis, factor in enumerate(size, start=1):
+            if factor > 1:
+                x = x.repeat_interleave(factor, dim=axis)
+        return x
+
+    return run
