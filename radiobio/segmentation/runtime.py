@@ -49,7 +49,9 @@ class TorchGraphRunner:
         self.input_ids = [id(x) for x in model.inputs]
         self.output_ids = [id(x) for x in outputs]
         self.single = len(outputs) == 1
-        self.steps = _plan(model, set(self.output_ids))
+        weights = model.weights
+        self.device = weights[0].value.device if weights else "cpu"  # where Keras placed the model (CPU or GPU)
+        self.steps = _fuse_concatenations(_plan(model, set(self.output_ids)), set(self.output_ids))
         self.fast_steps = sum(1 for step in self.steps if step.fast)
         last_use: dict[int, int] = {}
         for index, step in enumerate(self.steps):
@@ -65,11 +67,11 @@ class TorchGraphRunner:
         with torch.inference_mode():
             values: dict[int, Any] = {}
             for tensor_id, array in zip(self.input_ids, batch if isinstance(batch, (list, tuple)) else [batch]):
-                values[tensor_id] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+                values[tensor_id] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
             owned: set[int] = set()  # tensors produced here, whose storage nobody else shares
             for step, release in zip(self.steps, self.release):
-                args, kwargs = step.arguments.fill_in(values)
                 inputs = [values[t] for t in step.input_ids]
+                args, kwargs = ((inputs,), {}) if step.parts else step.arguments.fill_in(values)
                 in_place = step.fast and len(step.input_ids) == 1 and step.input_ids[0] in owned \
                     and step.input_ids[0] in release
                 result = step.run(*args, in_place=in_place, **kwargs)
@@ -87,9 +89,11 @@ class TorchGraphRunner:
 
 class _Step:
     def __init__(self, operation, arguments, input_ids: list[int], output_ids: list[int]):
+        self.operation = operation
         self.arguments = arguments
         self.input_ids = input_ids
         self.output_ids = output_ids
+        self.parts = False  # True once a concatenation is fused in: the kernel gets the list of its inputs
         kernel = _fast_kernel(operation)
         self.fast = kernel is not None
         if kernel is None:
@@ -118,6 +122,30 @@ def _plan(model, needed_outputs: set[int]) -> list[_Step]:
     kept.reverse()
     return [_Step(model._get_operation_for_node(node), node.arguments, [id(x) for x in node.input_tensors],
                   [id(x) for x in node.outputs]) for node in kept]
+
+
+def _fuse_concatenations(steps: list[_Step], outputs: set[int]) -> list[_Step]:
+    """Fold a channel concatenation into the convolution that alone consumes it: ``conv(concat(a, b), W)`` becomes
+    ``conv(a, W_a) + conv(b, W_b)``, the same sum of products without the concatenated tensor (U-Net skips)."""
+    from keras import layers
+
+    consumers: dict[int, list[_Step]] = {}
+    for step in steps:
+        for tensor_id in step.input_ids:
+            consumers.setdefault(tensor_id, []).append(step)
+    fused = []
+    for step in steps:
+        op = step.operation
+        if type(op) is layers.Concatenate and step.fast and op.axis in (-1, len(op.output.shape) - 1):
+            (out,) = step.output_ids
+            users = consumers.get(out, [])
+            if out not in outputs and len(users) == 1 and getattr(users[0].run, "accepts_parts", False) \
+                    and users[0].input_ids == [out]:
+                users[0].input_ids = list(step.input_ids)
+                users[0].parts = True
+                continue
+        fused.append(step)
+    return fused
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,6 +220,7 @@ def _identity(layer):
 
 
 def _conv(layer):
+    import torch
     import torch.nn.functional as F
 
     if getattr(layer, "groups", 1) != 1 or layer.padding not in ("same", "valid"):
@@ -201,29 +230,50 @@ def _conv(layer):
         return None
     dims = len(layer.kernel_size)
     sizes = np.asarray(layer.kernel_size)
-    strides = tuple(int(s) for s in layer.strides)
-    dilation = tuple(int(d) for d in layer.dilation_rate)
+    strides = [int(s) for s in layer.strides]
+    dilation = [int(d) for d in layer.dilation_rate]
     span = (sizes - 1) * np.asarray(dilation)
     kernel = layer.kernel.value.detach().permute(dims + 1, dims, *range(dims))  # (out, in, *k)
     kernel = kernel.contiguous(memory_format=_memory_format(dims + 2))
     bias = layer.bias.value.detach() if layer.use_bias else None
+    # PyTorch sends small batch-1 3D convolutions to a slow native kernel (a heuristic sized for 2D); oneDNN's
+    # convolution is called directly on CPU instead
+    onednn = dims > 1 and kernel.device.type == "cpu" and torch.backends.mkldnn.is_available()
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[dims]
+    split_cache: dict[tuple[int, ...], list] = {}
 
-    def run(x, in_place=False, **kwargs):
+    def convolve(x, weights, with_bias):
         x = _to_cf(x)
-        padding: Any = 0
+        padding = [0] * dims
         if layer.padding == "same":
             if all(s == 1 for s in strides) and np.all(span % 2 == 0):
-                padding = tuple(int(p) for p in span // 2)
+                padding = [int(p) for p in span // 2]
             else:  # TensorFlow's rule: pad total = (ceil(n / s) - 1) * s + span + 1 - n, the extra voxel after
                 pads = []
                 for n, s, extent in zip(reversed(x.shape[2:]), reversed(strides), reversed(span)):
                     total = max((-(-int(n) // s) - 1) * s + int(extent) + 1 - int(n), 0)
                     pads += [total // 2, total - total // 2]
                 x = F.pad(x, pads)
-        y = conv(x, kernel, bias, stride=strides, padding=padding, dilation=dilation)
+        b = bias if with_bias else None
+        if onednn:
+            return torch.ops.aten.mkldnn_convolution(x, weights, b, padding, strides, dilation, 1)
+        return conv(x, weights, b, stride=strides, padding=padding, dilation=dilation)
+
+    def run(x, in_place=False, **kwargs):
+        if not isinstance(x, list):
+            return activation(_to_cl(convolve(x, kernel, True)), True)
+        channels = tuple(int(part.shape[-1]) for part in x)
+        if channels not in split_cache:
+            bounds = np.cumsum((0, *channels))
+            split_cache[channels] = [kernel[:, a:b].contiguous(memory_format=_memory_format(dims + 2))
+                                     for a, b in zip(bounds[:-1], bounds[1:])]
+        y = None
+        for index, (part, weights) in enumerate(zip(x, split_cache[channels])):
+            partial = convolve(part, weights, index == 0)
+            y = partial if y is None else y.add_(partial)
         return activation(_to_cl(y), True)
 
+    run.accepts_parts = True
     return run
 
 
@@ -327,7 +377,17 @@ def _concatenate(layer):
 
     def run(tensors, in_place=False, **kwargs):
         axis = layer.axis if layer.axis >= 0 else tensors[0].ndim + layer.axis
-        return torch.cat(tensors, dim=axis)
+        if axis != tensors[0].ndim - 1:
+            return torch.cat(tensors, dim=axis)
+        # torch.cat along the last axis copies runs of a few channels at a time; slice copies are several times
+        # faster for the short channel runs of image tensors
+        out = torch.empty((*tensors[0].shape[:-1], sum(t.shape[-1] for t in tensors)), dtype=tensors[0].dtype,
+                          device=tensors[0].device)
+        start = 0
+        for t in tensors:
+            out[..., start:start + t.shape[-1]].copy_(t)
+            start += t.shape[-1]
+        return out
 
     return run
 
