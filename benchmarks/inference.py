@@ -140,9 +140,11 @@ def worker(args: argparse.Namespace) -> dict:
 
     workdir = Path(args.workdir)
     config = as_config(model_config(args.mode))
-    keras.utils.set_random_seed(0)
-    model = build_model(config)
-    bundle_dir = export_bundle(model, config, workdir / f"bundle-{args.mode}-{keras.backend.backend()}")
+    bundle_dir = workdir / f"bundle-{args.mode}"
+    if args.export:  # a separate process: saving a model imports TensorFlow whatever the backend (Keras checks
+        keras.utils.set_random_seed(0)  # for tf.TensorShape), which would inflate the worker's peak memory
+        export_bundle(build_model(config), config, bundle_dir)
+        return {"bundle": str(bundle_dir)}
     matmul = matmul_flops_per_second()
 
     bundle = load_bundle(bundle_dir)
@@ -199,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", help=argparse.SUPPRESS)
     parser.add_argument("--size", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    parser.add_argument("--export", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print("RESULT " + json.dumps(worker(args)), flush=True)
@@ -213,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
                 size = tuple(max(64, int(round(s * args.scale))) for s in FULL_3D)
             image = Path(tmp) / f"volume-{mode}.nii"
             write_volume(image, size)
+            # one bundle (the same random weights) per workload, for every backend
+            export = subprocess.run([sys.executable, __file__, "--worker", "--export", "--mode", mode, "--workdir",
+                                     tmp], env={**os.environ, "KERAS_BACKEND": args.backends[0]}, cwd=REPO,
+                                    capture_output=True, text=True)
+            if export.returncode != 0:
+                print(f"{mode}: exporting the bundle failed\n{export.stderr[-2000:]}", file=sys.stderr)
+                continue
             for backend in args.backends:
                 env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
                 for variable in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
