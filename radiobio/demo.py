@@ -18,9 +18,8 @@ import pandas as pd
 
 from radiobio.errors import ModelBundleError
 
-#: Where the shipped model bundles live (beside the package in a source checkout).
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-DEMO_MODEL = MODELS_DIR / "l3-muscle-demo"
+#: The shipped demo bundle, found on the model search path (:mod:`radiobio.segmentation.catalogue`).
+DEMO_MODEL = "l3-muscle-demo"
 TISSUE_LABELS = {"muscle": 1, "sat": 2, "vat": 3, "imat": 4}
 TRUE_HAZARD_RATIO = 2.0
 #: Radiomics of the segmented muscle on a single axial slice: 2D shape and texture.
@@ -46,9 +45,13 @@ def run_demo(out: str | Path, n_cases: int = 160, jobs: int | None = None, progr
     from radiobio.outcome import cox, kaplan_meier
     from radiobio.report import L3_COLOURS, html, write_qc, write_survival, write_versions
     from radiobio.segmentation import evaluate, segment
+    from radiobio.segmentation.catalogue import find_bundle
 
     out = Path(out)
-    model = Path(model)
+    try:
+        model = find_bundle(model)
+    except ModelBundleError:
+        model = Path(model)
     if not (model / "model.keras").is_file():
         raise ModelBundleError(f"{model}: demo model bundle not found; train it with the command in "
                                f"models/l3-muscle-demo/MODEL_CARD.md")

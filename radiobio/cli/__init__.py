@@ -12,7 +12,7 @@ import os
 import sys
 
 #: Subcommand modules, in the order ``--help`` lists them.
-STAGES = ("extract", "train", "segment", "evaluate", "biomarkers", "survival", "signature", "report", "demo")
+STAGES = ("extract", "train", "segment", "models", "evaluate", "biomarkers", "survival", "signature", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,9 @@ def register(subparsers) -> None:
                                           "-j 2\n",
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cohort", help="cohort manifest (CSV or Parquet) with case_id and image columns")
-    parser.add_argument("-m", "--model", required=True, help="model bundle folder (model.keras + model_card.json)")
+    parser.add_argument("-m", "--model", required=True,
+                        help="model bundle folder (model.keras + model_card.json), or the name of one that "
+                             "radiobio models lists")
     parser.add_argument("-o", "--out", required=True, help="folder for the masks and the output cohort.csv")
     parser.add_argument("--mask-column", default="mask", help="name of the new mask column (default: mask)")
     parser.add_argument("--image-column", default="image", help="column holding image paths (default: image)")

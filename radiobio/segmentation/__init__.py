@@ -20,6 +20,8 @@ _LAZY = {
     "compare_masks": "radiobio.segmentation.metrics",
     "load_bundle": "radiobio.segmentation.bundle",
     "ModelBundle": "radiobio.segmentation.bundle",
+    "find_bundle": "radiobio.segmentation.catalogue",
+    "list_bundles": "radiobio.segmentation.catalogue",
     "SegmentationConfig": "radiobio.segmentation.config",
     "as_config": "radiobio.segmentation.config",
 }

@@ -155,14 +155,17 @@ def read_card(folder: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_bundle(path: str | os.PathLike | ModelBundle) -> ModelBundle:
-    """Load a model bundle folder (or return a loaded one).
+    """Load a model bundle given by folder or by name (``"hippocampus-3d"``, looked up on the model search path of
+    :mod:`radiobio.segmentation.catalogue`), or return an already loaded one.
 
     Raises :class:`ModelBundleError` for a missing folder or file, a corrupt ``.keras`` archive, a model that safe
     mode refuses (Lambda layers, pickled code), or an invalid card.
     """
+    from radiobio.segmentation.catalogue import find_bundle
+
     if isinstance(path, ModelBundle):
         return path
-    folder = Path(path)
+    folder = find_bundle(path)
     if not folder.is_dir():
         raise ModelBundleError(f"{folder}: model bundle folder not found; give the folder radiobio train wrote "
                                f"(holding {MODEL_FILE} and {CARD_FILE})")
