@@ -9,6 +9,7 @@ from pathlib import Path
 EXAMPLE = """example:
   radiobio report radiobio-demo                       # writes radiobio-demo/report.html
   radiobio report results --qc --mask-column mask_muscle --window soft_tissue -o report.html
+  radiobio report big-cohort --link-images             # small page linking every QC picture
 
 RESULTS_DIR layout (every part optional): cohort.parquet|csv, features.parquet|csv, biomarkers.parquet|csv,
 qc/*.png, survival/ (km.png, cox.csv, ...), models/*/model_card.json, versions.json.
@@ -19,9 +20,9 @@ exit code: 0 report written, 1 written but some cases failed (listed in the repo
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``report`` subcommand."""
     parser = subparsers.add_parser("report", help="HTML report of a results folder",
-                                   description="Build one self-contained HTML page (images embedded) from a "
-                                               "results folder: failed cases, cohort, QC gallery, biomarkers, "
-                                               "features, survival, model cards, versions.",
+                                   description="Build one HTML page (images embedded, or linked with "
+                                               "--link-images) from a results folder: failed cases, cohort, QC "
+                                               "gallery, biomarkers, features, survival, model cards, versions.",
                                    epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", metavar="RESULTS_DIR", help="results folder (e.g. the --out of radiobio demo)")
     parser.add_argument("-o", "--out", default=None, help="output HTML file [RESULTS_DIR/report.html]")
@@ -33,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--window", default="auto",
                         help="--qc window: auto, percentile, a CT preset (soft_tissue, lung, bone, ...) or W,L [auto]")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="worker processes for --qc [1]")
+    parser.add_argument("--link-images", action="store_true",
+                        help="link the pictures by relative path instead of embedding them (a small page for large "
+                             "cohorts, with every case in the QC gallery; keep it beside RESULTS_DIR)")
+    parser.add_argument("--max-gallery", type=int, default=None,
+                        help="per-case QC pictures shown [60 embedded, all when linked]")
     parser.set_defaults(run=run)
 
 
@@ -62,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
             qc = write_qc(cohort, results / QC_DIR, mask_column=args.mask_column, slice_column=args.slice_column,
                           window=parse_window(args.window), jobs=args.jobs)
             print(f"QC overlays: {int((qc['error'] == '').sum())} of {len(qc)} cases drawn in {results / QC_DIR}")
-        out = html(results, args.out, title=args.title)
+        out = html(results, args.out, title=args.title, max_gallery=args.max_gallery,
+                   embed_images=not args.link_images)
     except (RadiobioError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,11 @@
 """One self-contained HTML page from a results folder (layout: :mod:`radiobio.report.results`).
 
 Sections: failed cases (clearly marked, first), cohort summary, QC gallery, biomarker summary, feature summary,
-survival (Kaplan-Meier curve, log-rank test, Cox table), model cards and versions. Images are embedded as base64,
-so the page can be mailed or archived alone; it has no scripts and loads nothing from elsewhere. A section whose
-results are missing is left out and named in a note at the top.
+survival (Kaplan-Meier curve, log-rank test, Cox table), model cards and versions. By default images are embedded
+as base64, so the page can be mailed or archived alone; it has no scripts and loads nothing from elsewhere. For
+cohorts of thousands, ``embed_images=False`` links the pictures in place instead (relative paths, lazily loaded), so
+the page stays small and the QC gallery can show every case. A section whose results are missing is left out and
+named in a note at the top.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -82,11 +85,13 @@ def collect_failures(results: str | os.PathLike) -> pd.DataFrame:
 
 
 def html(results: str | os.PathLike, out: str | os.PathLike | None = None, title: str = "radiobio report",
-         max_gallery: int = 60) -> Path:
-    """Build the report of a results folder into one self-contained HTML file; returns its path.
+         max_gallery: int | None = None, embed_images: bool = True) -> Path:
+    """Build the report of a results folder into one HTML file; returns its path.
 
-    ``out`` defaults to ``results/report.html``. The QC gallery embeds up to ``max_gallery`` per-case pictures
-    (then the montage, if any). Raises :class:`ReportError` when ``results`` is not a folder or holds none of the
+    ``out`` defaults to ``results/report.html``. With ``embed_images`` (the default) the page is self-contained and
+    the QC gallery shows up to ``max_gallery`` per-case pictures (default 60, then the montage, if any); without,
+    pictures are linked by relative path (keep the page beside the results) and the gallery shows every case unless
+    ``max_gallery`` is given. Raises :class:`ReportError` when ``results`` is not a folder or holds none of the
     results the report shows.
     """
     folder = Path(results)
@@ -94,7 +99,9 @@ def html(results: str | os.PathLike, out: str | os.PathLike | None = None, title
         raise ReportError(f"results folder {folder} does not exist; give the folder a radiobio run wrote "
                           f"(e.g. the --out of radiobio demo)")
     out = Path(out) if out is not None else folder / "report.html"
-    builder = _Builder(folder, max_gallery)
+    if max_gallery is None:
+        max_gallery = 60 if embed_images else 10 ** 9
+    builder = _Builder(folder, max_gallery, None if embed_images else out.parent)
     sections = [builder.failures(), builder.cohort(), builder.qc(), builder.biomarkers(), builder.features(),
                 builder.survival(), builder.models()]
     if not any(s for s in sections[1:]):
@@ -108,9 +115,10 @@ def html(results: str | os.PathLike, out: str | os.PathLike | None = None, title
 class _Builder:
     """Renders each section of the page as an HTML string ('' when its results are absent, with a note)."""
 
-    def __init__(self, folder: Path, max_gallery: int) -> None:
+    def __init__(self, folder: Path, max_gallery: int, link_from: Path | None = None) -> None:
         self.folder = folder
         self.max_gallery = max_gallery
+        self.link_from = link_from  # None: embed images; else link them relative to the page's folder
         self.notes: list[str] = []
         self.cohort_table = self._table(COHORT)
         self.cohort_columns = set(self.cohort_table.columns) if self.cohort_table is not None else set()
@@ -118,6 +126,14 @@ class _Builder:
     def _table(self, stem: str) -> pd.DataFrame | None:
         path = find_table(self.folder, stem)
         return load_table(path) if path is not None else None
+
+    def image(self, path: Path, alt: str, css: str = "") -> str:
+        """An ``<img>`` of a PNG: embedded as a data URI, or linked by relative path and loaded lazily."""
+        css_attr = f' class="{css}"' if css else ""
+        if self.link_from is None:
+            return f'<img{css_attr} alt="{_esc(alt)}" src="{_data_uri(path)}">'
+        relative = Path(os.path.relpath(path.resolve(), self.link_from.resolve())).as_posix()
+        return f'<img{css_attr} alt="{_esc(alt)}" loading="lazy" src="{_esc(quote(relative))}">'
 
     def _missing(self, section: str, why: str = "") -> str:
         self.notes.append(f"No {section} section: {why or SECTION_FILES[section] + ' not found'}.")
@@ -158,8 +174,8 @@ class _Builder:
         if not pictures and not montage.is_file():
             return self._missing("qc")
         shown = pictures[: self.max_gallery]
-        figures = "".join(f'<figure><img alt="{_esc(p.stem)}" src="{_data_uri(p)}"><figcaption>{_esc(p.stem)}'
-                          f"</figcaption></figure>" for p in shown)
+        figures = "".join(f"<figure>{self.image(p, p.stem)}<figcaption>{_esc(p.stem)}</figcaption></figure>"
+                          for p in shown)
         body = '<p>Mask contours on each case\'s slice (one colour per label), windowed and in physical ' \
                'proportions.</p>'
         if figures:
@@ -167,7 +183,7 @@ class _Builder:
         if len(pictures) > len(shown):
             body += f"<p>{len(pictures) - len(shown)} more pictures in <code>{QC_DIR}/</code>.</p>"
         if montage.is_file() and (len(pictures) > len(shown) or not pictures):
-            body += f'<img class="wide" alt="QC montage" src="{_data_uri(montage)}">'
+            body += self.image(montage, "QC montage", "wide")
         return _section("qc", "QC gallery", body)
 
     def biomarkers(self) -> str:
@@ -224,8 +240,7 @@ class _Builder:
                                              "event columns)")
         body = ""
         if (folder / "km.png").is_file():
-            body += f'<h3>Kaplan-Meier</h3><img class="plot" alt="Kaplan-Meier curves" ' \
-                    f'src="{_data_uri(folder / "km.png")}">'
+            body += "<h3>Kaplan-Meier</h3>" + self.image(folder / "km.png", "Kaplan-Meier curves", "plot")
         for name, heading in (("logrank.csv", "Log-rank test"), ("km_medians.csv", "Median survival (95% CI)")):
             if (folder / name).is_file():
                 body += f"<h3>{heading}</h3>" + _table_html(pd.read_csv(folder / name))
@@ -238,7 +253,7 @@ class _Builder:
                          f"{_number(fit.get('concordance'))}; proportional-hazards violations (p &lt; 0.05): "
                          f"{_esc(', '.join(fit.get('ph_violations') or []) or 'none')}.</p>")
         if (folder / "forest.png").is_file():
-            body += f'<img class="plot" alt="Hazard ratios" src="{_data_uri(folder / "forest.png")}">'
+            body += self.image(folder / "forest.png", "Hazard ratios", "plot")
         return _section("survival", "Survival", body or "<p>The survival folder holds no known result.</p>")
 
     def models(self) -> str:

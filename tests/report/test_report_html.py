@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -155,3 +156,37 @@ def test_cli_draws_qc_overlays_with_a_ct_window(fresh_results: Path) -> None:
     assert (qc["error"] == "").sum() == len(qc) - 1
     picture = np.asarray(Image.open(fresh_results / "qc" / qc["png"].iloc[0]).convert("RGB"))
     assert ((picture[..., 0] == 255) & (picture[..., 1] == 0) & (picture[..., 2] == 0)).sum() > 100
+
+
+def test_linked_report_is_small_links_every_picture_and_renders(results_dir: Path, report, tmp_path: Path) -> None:
+    """``embed_images=False`` with the page in another folder: every <img> resolves, relative to the page, to the
+    results' own file; the gallery lists every drawn case; Chromium loads and draws them."""
+    _, embedded_page = report
+    out = html(results_dir, tmp_path / "pages" / "linked report.html", embed_images=False)
+    page = out.read_text(encoding="utf-8")
+    assert "data:image" not in page and len(page) < len(embedded_page) / 3
+    sources = re.findall(r'<img(?: class="\w+")? alt="([^"]+)" loading="lazy" src="([^"]+)"', page)
+    qc = pd.read_csv(results_dir / "qc" / "qc.csv", keep_default_na=False)
+    drawn = qc.loc[qc["error"] == "", "png"].tolist()
+    gallery = [alt + ".png" for alt, src in sources if "/qc/" in src]
+    assert gallery == drawn
+    for _, src in sources:
+        assert not src.startswith("/")
+        target = (out.parent / unquote(src)).resolve()
+        assert target.is_file() and target.is_relative_to(results_dir.resolve())
+    assert "survival/km.png" in page
+    errors = render(out, tmp_path / "linked.png")
+    assert errors == []
+    pixels = np.asarray(Image.open(tmp_path / "linked.png").convert("RGB"))
+    pure_red = (pixels[..., 0] > 235) & (pixels[..., 1] < 40) & (pixels[..., 2] < 40)
+    assert pure_red.sum() > 100  # the linked QC pictures were found, decoded and drawn
+
+
+def test_embedded_gallery_is_capped_and_linked_gallery_is_not(fresh_results: Path) -> None:
+    pictures = sorted((fresh_results / "qc").glob("*.png"))
+    pictures = [p for p in pictures if p.name != "montage.png"]
+    assert len(pictures) >= 3
+    capped = html(fresh_results, fresh_results / "capped.html", max_gallery=2).read_text(encoding="utf-8")
+    assert capped.count("<figure>") == 2 and f"{len(pictures) - 2} more pictures" in capped
+    linked = html(fresh_results, fresh_results / "linked.html", embed_images=False).read_text(encoding="utf-8")
+    assert linked.count("<figure>") == len(pictures)
