@@ -141,21 +141,22 @@ def worker(args: argparse.Namespace) -> dict:
     workdir = Path(args.workdir)
     config = as_config(model_config(args.mode))
     bundle_dir = workdir / f"bundle-{args.mode}"
-    if args.export:  # a separate process: saving a model imports TensorFlow whatever the backend (Keras checks
-        keras.utils.set_random_seed(0)  # for tf.TensorShape), which would inflate the worker's peak memory
-        export_bundle(build_model(config), config, bundle_dir)
+    window = (*SLICE[::-1], 1) if args.mode == "2d" else (*patch_shape(config), 1)
+    if args.export:
+        # A separate process: saving a model and reading its config import TensorFlow whatever the backend (Keras
+        # checks for tf.TensorShape), which would inflate the measured worker's peak memory.
+        keras.utils.set_random_seed(0)
+        model = build_model(config)
+        export_bundle(model, config, bundle_dir)
+        (bundle_dir / "flops.json").write_text(json.dumps({"per_window": conv_flops(model, window)}))
         return {"bundle": str(bundle_dir)}
     matmul = matmul_flops_per_second()
 
     bundle = load_bundle(bundle_dir)
     timed = TimedModel(bundle.model)
-    if args.mode == "2d":
-        window = (*SLICE[::-1], 1)
-    else:
-        window = (*patch_shape(config), 1)
     batch = config.inference.batch_size
     timed.predict(np.zeros((batch, *window), "float32"))  # build / trace outside the timing
-    flops_per_window = conv_flops(bundle.model, window)
+    flops_per_window = json.loads((bundle_dir / "flops.json").read_text())["per_window"]
     bundle.model = timed
 
     cohort = pd.DataFrame({"case_id": ["bench"], "image": [args.image]})
@@ -183,6 +184,7 @@ def worker(args: argparse.Namespace) -> dict:
         "matmul_gflops": matmul / 1e9,
         "efficiency": achieved / matmul,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "tensorflow_loaded": "tensorflow" in sys.modules,
         "threads": os.environ.get("TF_NUM_INTRAOP_THREADS"),
     }
 
