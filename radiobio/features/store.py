@@ -35,7 +35,6 @@ class PartStore:
 
     def write(self, case_id: str, rows: list[dict[str, Any]]) -> None:
         """Write the rows of one case atomically (Arrow IPC to a temporary file, then rename)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pylist(rows)
         with atomic_path(self._path(case_id)) as tmp, pa.OSFile(str(tmp), "wb") as sink, \
                 pa.ipc.new_file(sink, table.schema) as writer:

@@ -31,11 +31,11 @@ def model_search_path() -> list[Path]:
     folders = [Path(p).expanduser() for p in os.environ.get(MODEL_PATH_VARIABLE, "").split(os.pathsep) if p]
     folders.append(Path(sys.prefix) / "share" / "radiobio" / "models")
     folders.append(Path(__file__).resolve().parents[2] / "models")
-    unique: list[Path] = []
+    unique: dict[Path, Path] = {}  # resolved -> as given, first occurrence wins
     for folder in folders:
-        if folder.is_dir() and folder.resolve() not in [u.resolve() for u in unique]:
-            unique.append(folder)
-    return unique
+        if folder.is_dir():
+            unique.setdefault(folder.resolve(), folder)
+    return list(unique.values())
 
 
 def is_bundle_name(reference: str | os.PathLike) -> bool:

@@ -60,6 +60,10 @@ class TorchGraphRunner:
         keep = set(self.output_ids)
         self.release = [[t for t in step.input_ids if last_use[t] == i and t not in keep]
                         for i, step in enumerate(self.steps)]
+        # a fast kernel may overwrite its single input when nothing reads that input later
+        self.in_place_input = [step.input_ids[0] if step.fast and len(step.input_ids) == 1
+                               and step.input_ids[0] in release else None
+                               for step, release in zip(self.steps, self.release)]
 
     def __call__(self, batch: np.ndarray):
         import torch
@@ -69,11 +73,10 @@ class TorchGraphRunner:
             for tensor_id, array in zip(self.input_ids, batch if isinstance(batch, (list, tuple)) else [batch]):
                 values[tensor_id] = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
             owned: set[int] = set()  # tensors produced here, whose storage nobody else shares
-            for step, release in zip(self.steps, self.release):
+            for step, release, in_place_input in zip(self.steps, self.release, self.in_place_input):
                 inputs = [values[t] for t in step.input_ids]
                 args, kwargs = ((inputs,), {}) if step.parts else step.arguments.fill_in(values)
-                in_place = step.fast and len(step.input_ids) == 1 and step.input_ids[0] in owned \
-                    and step.input_ids[0] in release
+                in_place = in_place_input is not None and in_place_input in owned
                 result = step.run(*args, in_place=in_place, **kwargs)
                 for tensor_id in release:
                     values.pop(tensor_id, None)
@@ -163,10 +166,19 @@ def _to_cl(x):
     return out if out.is_contiguous() else out.contiguous()
 
 
-def _memory_format(ndim: int):
+def _channels_last_weights(tensor):
+    """A kernel ``(out or in, in or out, *k)`` laid out channels-last, as oneDNN reads it."""
     import torch
 
-    return torch.channels_last if ndim == 4 else torch.channels_last_3d if ndim == 5 else torch.contiguous_format
+    layout = {4: torch.channels_last, 5: torch.channels_last_3d}.get(tensor.ndim, torch.contiguous_format)
+    return tensor.contiguous(memory_format=layout)
+
+
+def _torch_weights(layer, dims: int):
+    """``(kernel, bias)`` of a Keras (transposed) convolution in PyTorch's order: Keras stores ``(*k, a, b)`` and
+    PyTorch wants ``(b, a, *k)`` for both (``(out, in, *k)`` for a convolution, ``(in, out, *k)`` transposed)."""
+    kernel = _channels_last_weights(layer.kernel.value.detach().permute(dims + 1, dims, *range(dims)))
+    return kernel, (layer.bias.value.detach() if layer.use_bias else None)
 
 
 def _channels_last(layer) -> bool:
@@ -233,9 +245,9 @@ def _conv(layer):
     strides = [int(s) for s in layer.strides]
     dilation = [int(d) for d in layer.dilation_rate]
     span = (sizes - 1) * np.asarray(dilation)
-    kernel = layer.kernel.value.detach().permute(dims + 1, dims, *range(dims))  # (out, in, *k)
-    kernel = kernel.contiguous(memory_format=_memory_format(dims + 2))
-    bias = layer.bias.value.detach() if layer.use_bias else None
+    symmetric = layer.padding == "valid" or (all(s == 1 for s in strides) and bool(np.all(span % 2 == 0)))
+    padding = [0] * dims if layer.padding == "valid" else [int(p) for p in span // 2]
+    kernel, bias = _torch_weights(layer, dims)
     # PyTorch sends small batch-1 3D convolutions to a slow native kernel (a heuristic sized for 2D); oneDNN's
     # convolution is called directly on CPU instead
     onednn = dims > 1 and kernel.device.type == "cpu" and torch.backends.mkldnn.is_available()
@@ -244,20 +256,17 @@ def _conv(layer):
 
     def convolve(x, weights, with_bias):
         x = _to_cf(x)
-        padding = [0] * dims
-        if layer.padding == "same":
-            if all(s == 1 for s in strides) and np.all(span % 2 == 0):
-                padding = [int(p) for p in span // 2]
-            else:  # TensorFlow's rule: pad total = (ceil(n / s) - 1) * s + span + 1 - n, the extra voxel after
-                pads = []
-                for n, s, extent in zip(reversed(x.shape[2:]), reversed(strides), reversed(span)):
-                    total = max((-(-int(n) // s) - 1) * s + int(extent) + 1 - int(n), 0)
-                    pads += [total // 2, total - total // 2]
-                x = F.pad(x, pads)
+        pad = padding
+        if not symmetric:  # TensorFlow's "same": pad total = (ceil(n / s) - 1) * s + span + 1 - n, extra voxel after
+            pads = []
+            for n, s, extent in zip(reversed(x.shape[2:]), reversed(strides), reversed(span)):
+                total = max((-(-int(n) // s) - 1) * s + int(extent) + 1 - int(n), 0)
+                pads += [total // 2, total - total // 2]
+            x, pad = F.pad(x, pads), [0] * dims
         b = bias if with_bias else None
         if onednn:
-            return torch.ops.aten.mkldnn_convolution(x, weights, b, padding, strides, dilation, 1)
-        return conv(x, weights, b, stride=strides, padding=padding, dilation=dilation)
+            return torch.ops.aten.mkldnn_convolution(x, weights, b, pad, strides, dilation, 1)
+        return conv(x, weights, b, stride=strides, padding=pad, dilation=dilation)
 
     def run(x, in_place=False, **kwargs):
         if not isinstance(x, list):
@@ -265,8 +274,7 @@ def _conv(layer):
         channels = tuple(int(part.shape[-1]) for part in x)
         if channels not in split_cache:
             bounds = np.cumsum((0, *channels))
-            split_cache[channels] = [kernel[:, a:b].contiguous(memory_format=_memory_format(dims + 2))
-                                     for a, b in zip(bounds[:-1], bounds[1:])]
+            split_cache[channels] = [_channels_last_weights(kernel[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         y = None
         for index, (part, weights) in enumerate(zip(x, split_cache[channels])):
             partial = convolve(part, weights, index == 0)
@@ -286,9 +294,7 @@ def _conv_transpose(layer):
     activation = _activation(layer.activation)
     if not simple or activation is None:  # kernel == stride: "same" and "valid" give the same n * s output
         return None
-    kernel = layer.kernel.value.detach().permute(dims + 1, dims, *range(dims))  # (in, out, *k)
-    kernel = kernel.contiguous(memory_format=_memory_format(dims + 2))
-    bias = layer.bias.value.detach() if layer.use_bias else None
+    kernel, bias = _torch_weights(layer, dims)
     conv = {2: F.conv_transpose2d, 3: F.conv_transpose3d}[dims]
     strides = tuple(int(s) for s in layer.strides)
 
