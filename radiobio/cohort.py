@@ -12,7 +12,8 @@ from typing import Literal
 
 import pandas as pd
 
-from radiobio.errors import CohortError
+from radiobio.errors import CohortError, SettingsError
+from radiobio.tables import read_table
 
 CohortSource = str | os.PathLike | pd.DataFrame
 
@@ -42,7 +43,7 @@ def read_cohort(source: CohortSource, errors: Literal["raise", "mark"] = "raise"
     mask-only cohorts (e.g. cardiac phases), for stages that measure masks alone.
     """
     if errors not in ("raise", "mark"):
-        raise ValueError(f"errors must be 'raise' or 'mark', not {errors!r}")
+        raise SettingsError(f"errors must be 'raise' or 'mark', not {errors!r}")
     frame, folder = _load(source)
     if base_dir is not None:
         folder = Path(base_dir)
@@ -72,22 +73,11 @@ def read_cohort(source: CohortSource, errors: Literal["raise", "mark"] = "raise"
 
 def _load(source: CohortSource) -> tuple[pd.DataFrame, Path]:
     if isinstance(source, pd.DataFrame):
-        return source.reset_index(drop=True), Path.cwd()
+        base = source.attrs.get("cohort_base_dir")
+        return source.reset_index(drop=True), Path(base) if base else Path.cwd()
     path = Path(source)
-    if not path.is_file():
-        raise CohortError(f"{path}: cohort manifest not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            frame = pd.read_parquet(path)
-        elif suffix in (".csv", ".txt"):
-            frame = pd.read_csv(path, dtype={"case_id": str, "ID": str})
-        elif suffix == ".tsv":
-            frame = pd.read_csv(path, sep="\t", dtype={"case_id": str, "ID": str})
-        else:
-            raise CohortError(f"{path}: unknown manifest format {suffix!r}; use .csv, .tsv or .parquet")
-    except (ValueError, OSError) as exc:
-        raise CohortError(f"{path}: cannot parse manifest ({exc})") from exc
+    frame = read_table(path, what="cohort manifest")
+    frame.attrs = {}
     return frame.reset_index(drop=True), path.resolve().parent
 
 

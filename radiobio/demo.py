@@ -41,7 +41,7 @@ def run_demo(out: str | Path, n_cases: int = 160, jobs: int | None = None, progr
     """
     from radiobio.biomarkers import sarcopenia
     from radiobio.features.extraction import extract_features
-    from radiobio.features.store import write_table
+    from radiobio.tables import write_table
     from radiobio.outcome import cox, kaplan_meier
     from radiobio.report import L3_COLOURS, html, write_qc, write_survival, write_versions
     from radiobio.segmentation import evaluate, segment

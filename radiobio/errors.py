@@ -23,8 +23,9 @@ class MaskError(RadiobioError):
     """A mask is empty, lacks a requested label, or is not an integer label map."""
 
 
-class SettingsError(RadiobioError):
-    """Extraction, training or analysis settings are invalid or inconsistent with the data."""
+class SettingsError(RadiobioError, ValueError):
+    """An argument, setting or parameter file is invalid or inconsistent with the data (also a ``ValueError``, so
+    ``except ValueError`` keeps working)."""
 
 
 class ModelBundleError(RadiobioError):
@@ -37,6 +38,14 @@ class BiomarkerError(RadiobioError):
 
 class OutcomeError(RadiobioError):
     """Outcome data cannot be modelled as given (bad durations or events, constant covariates, no events)."""
+
+
+class ReportError(RadiobioError):
+    """A report cannot be built: the results folder is missing or holds nothing radiobio wrote."""
+
+
+class OutcomeWarning(UserWarning):
+    """Data were usable but handled in a documented way (a fold without events, a one-patient batch...)."""
 
 
 def describe(exc: BaseException) -> str:

@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     M failed``; exit code 0, 1 or 2."""
     from radiobio import biomarkers
     from radiobio.errors import RadiobioError, describe
-    from radiobio.features.store import write_table
+    from radiobio.tables import write_table
 
     output = Path(args.output)
     if output.suffix.lower() not in TABLE_SUFFIXES:

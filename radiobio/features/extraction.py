@@ -18,7 +18,7 @@ import pandas as pd
 from radiobio.cohort import read_cohort
 from radiobio.errors import CohortError, RadiobioError, SettingsError, describe
 from radiobio.features.settings import load_params, params_hash
-from radiobio.features.store import PartStore, read_table, write_table
+from radiobio.tables import PartStore, read_table, write_table
 from radiobio.parallel import map_cases
 
 LabelSpec = None | Iterable[int] | Mapping[str, int]

@@ -12,11 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from radiobio.errors import OutcomeError
-
-
-class OutcomeWarning(UserWarning):
-    """Data were usable but handled in a documented way (a fold without events, a one-patient batch...)."""
+from radiobio.errors import OutcomeError, OutcomeWarning
 
 
 def require_columns(df: pd.DataFrame, columns: Sequence[str], role: str = "column") -> None:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from radiobio.atomic import write_text_atomic
 from radiobio.cohort import is_mask_column
-from radiobio.errors import RadiobioError
+from radiobio.errors import ReportError
 from radiobio.report.results import (
     BIOMARKERS,
     COHORT,
@@ -53,10 +53,6 @@ KEY_FEATURES = ("original_shape_MeshVolume", "original_shape_VoxelVolume", "orig
 SECTION_FILES = {"cohort": "cohort.parquet / cohort.csv", "qc": "qc/*.png", "biomarkers": "biomarkers.parquet / .csv",
                  "features": "features.parquet / .csv", "survival": "survival/ (km.png, cox.csv...)",
                  "models": "models/*/model_card.json"}
-
-
-class ReportError(RadiobioError):
-    """A report cannot be built: the results folder is missing or holds nothing radiobio wrote."""
 
 
 def collect_failures(results: str | os.PathLike) -> pd.DataFrame:

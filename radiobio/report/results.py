@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from radiobio.features.store import read_table, write_table
+from radiobio.tables import read_table, write_table
 
 COHORT, FEATURES, BIOMARKERS = "cohort", "features", "biomarkers"
 QC_DIR, SURVIVAL_DIR, MODELS_DIR = "qc", "survival", "models"
