@@ -137,7 +137,7 @@ import numpy as np
 import pandas as pd
 
 from radiobio import biomarkers, outcome, report
-from radiobio.features.store import write_table
+from radiobio.tables import write_table
 from radiobio.synthetic.l3 import write_l3_cohort
 
 work = Path(tempfile.mkdtemp(prefix="radiobio-02-"))

@@ -107,7 +107,7 @@ def demo_cohort(folder: Path, n_cases: int, seed: int) -> pd.DataFrame:
     Columns: ``case_id``, ``image``, ``mask_reference`` (the exact tissue map, for scoring the segmentation),
     ``sex``, ``height_m``, ``weight_kg``, ``age``, ``os_days``, ``os_event``.
     """
-    from radiobio.biomarkers.sarcopenia import cutoff_for, load_cutoffs
+    from radiobio.biomarkers.body_composition import cutoff_for, load_cutoffs
     from radiobio.synthetic.l3 import write_l3_cohort
     from radiobio.synthetic.survival import simulate_survival
 

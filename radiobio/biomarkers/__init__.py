@@ -7,6 +7,7 @@ becomes an ``error`` row and the rest of the cohort is computed. Definitions, fo
 """
 
 from radiobio.biomarkers._common import case_counts
+from radiobio.biomarkers.body_composition import DEFAULT_HU, cutoff_for, load_cutoffs, sarcopenia, vertebra_slice_index
 from radiobio.biomarkers.cardiac import CARDIAC_LABELS, cardiac_function, ejection_fraction_pct
 from radiobio.biomarkers.lung import (
     TOTALSEGMENTATOR_LOBES,
@@ -19,12 +20,11 @@ from radiobio.biomarkers.lung import (
     volume_growth_pct,
 )
 from radiobio.biomarkers.neuro import HIPPOCAMPUS_LABELS, hippocampal_volume
-from radiobio.biomarkers.sarcopenia import DEFAULT_HU, cutoff_for, l3_slice_index, load_cutoffs, sarcopenia
-from radiobio.biomarkers.volumetry import slice_area_cm2, volumetry
+from radiobio.biomarkers.volumes import slice_area_cm2, volumetry
 
 __all__ = [
     "CARDIAC_LABELS", "DEFAULT_HU", "HIPPOCAMPUS_LABELS", "TOTALSEGMENTATOR_LOBES", "cardiac_function",
-    "case_counts", "cutoff_for", "ejection_fraction_pct", "hippocampal_volume", "l3_slice_index", "load_cutoffs",
+    "case_counts", "cutoff_for", "ejection_fraction_pct", "hippocampal_volume", "vertebra_slice_index", "load_cutoffs",
     "lung_involvement", "nodule_categories", "nodule_category", "nodule_growth", "nodule_volumetry", "sarcopenia",
     "slice_area_cm2", "volume_doubling_time", "volume_growth_pct", "volumetry",
 ]

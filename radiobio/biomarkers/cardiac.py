@@ -34,10 +34,11 @@ class CardiacSettings:
     density_g_ml: float
 
 
-def cardiac_function(cohort: CohortSource, ed_column: str = "mask_ed", es_column: str = "mask_es",
+def cardiac_function(cohort: CohortSource, *, ed_column: str = "mask_ed", es_column: str = "mask_es",
                      labels: Mapping[str, int] = CARDIAC_LABELS,
                      myocardium_density_g_ml: float = MYOCARDIUM_DENSITY_G_ML, carry: bool | Sequence[str] = True,
-                     jobs: int | None = 1, executor: Any = None) -> pd.DataFrame:
+                     jobs: int | None = None, executor: Any = None,
+        progress: bool = False, resample_masks: bool = False) -> pd.DataFrame:
     """Ventricular volumes and function of each case from its ED and ES masks; one row per case.
 
     ``edv_ml`` / ``esv_ml``: LV blood-pool volume (label ``labels['lv']``) at ED / ES, voxels × voxel volume in mL;
@@ -56,7 +57,8 @@ def cardiac_function(cohort: CohortSource, ed_column: str = "mask_ed", es_column
         raise SettingsError(f"myocardium_density_g_ml must be positive, got {myocardium_density_g_ml}")
     settings = CardiacSettings(ed_column, es_column, mapping, float(myocardium_density_g_ml))
     return run_cases(cohort, _measure, settings, kind="cardiac", columns=CARDIAC_COLUMNS,
-                     required=(ed_column, es_column), carry=carry, jobs=jobs, executor=executor)
+                     required=(ed_column, es_column), carry=carry, jobs=jobs, executor=executor,
+                     progress=progress, resample_masks=resample_masks)
 
 
 def ejection_fraction_pct(edv: float, esv: float) -> float:

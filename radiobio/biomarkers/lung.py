@@ -20,7 +20,7 @@ from radiobio.biomarkers._common import (
     run_cases,
     select,
 )
-from radiobio.biomarkers.volumetry import label_rows
+from radiobio.biomarkers.volumes import label_rows
 from radiobio.cohort import CohortSource
 from radiobio.errors import BiomarkerError, MaskError, SettingsError
 from radiobio.imaging import labels_present, voxel_volume_mm3
@@ -32,7 +32,7 @@ TOTALSEGMENTATOR_LOBES: dict[str, tuple[int, ...]] = {
     "left": (10, 11), "right": (12, 13, 14), "left_upper": (10,), "left_lower": (11,), "right_upper": (12,),
     "right_middle": (13,), "right_lower": (14,)}
 
-NODULE_COLUMNS = ("label", "name", "voxels", "volume_mm3", "effective_diameter_mm", "category", "management")
+NODULE_COLUMNS = ("label", "label_name", "voxels", "volume_mm3", "effective_diameter_mm", "category", "management")
 GROWTH_COLUMNS = ("volume_baseline_mm3", "volume_followup_mm3", "interval_days", "growth_pct", "vdt_days",
                   "significant_growth", "category", "management")
 INVOLVEMENT_COLUMNS = ("region", "lung_volume_ml", "lesion_volume_ml", "involvement_pct")
@@ -120,10 +120,11 @@ class NoduleSettings:
     measure: str
 
 
-def nodule_volumetry(cohort: CohortSource, mask_column: str = "mask",
+def nodule_volumetry(cohort: CohortSource, *, mask_column: str = "mask",
                      labels: int | Sequence[int] | Mapping[str, int] | None = None, scheme: str = "eups2017",
-                     new_nodules: bool = False, carry: bool | Sequence[str] = True, jobs: int | None = 1,
-                     executor: Any = None) -> pd.DataFrame:
+                     new_nodules: bool = False, carry: bool | Sequence[str] = True, jobs: int | None = None,
+                     executor: Any = None,
+        progress: bool = False, resample_masks: bool = False) -> pd.DataFrame:
     """Volume of each nodule label: one row per case × ``label``.
 
     ``volume_mm3`` = voxels × voxel volume; ``effective_diameter_mm`` = (6·V/π)^(1/3), the diameter of the sphere of
@@ -135,7 +136,8 @@ def nodule_volumetry(cohort: CohortSource, mask_column: str = "mask",
     nodule_category(np.nan, settings.measure, scheme)  # validate scheme and measure before reading any case
     return run_cases(cohort, _measure_nodules, settings, kind="nodules", columns=NODULE_COLUMNS,
                      required=(mask_column,), carry=carry, jobs=jobs, executor=executor,
-                     dtypes={"voxels": "Int64", "label": "Int64", "name": "string", "category": "string",
+                     progress=progress, resample_masks=resample_masks,
+                     dtypes={"voxels": "Int64", "label": "Int64", "label_name": "string", "category": "string",
                              "management": "string"})
 
 
@@ -162,10 +164,11 @@ class GrowthSettings:
     scheme: str
 
 
-def nodule_growth(cohort: CohortSource, baseline_column: str = "mask_baseline",
+def nodule_growth(cohort: CohortSource, *, baseline_column: str = "mask_baseline",
                   followup_column: str = "mask_followup", days_column: str = "interval_days",
                   label: int | None = None, scheme: str = "eups2017", carry: bool | Sequence[str] = True,
-                  jobs: int | None = 1, executor: Any = None) -> pd.DataFrame:
+                  jobs: int | None = None, executor: Any = None,
+        progress: bool = False, resample_masks: bool = False) -> pd.DataFrame:
     """Growth of one nodule between two scans: one row per case.
 
     Volumes (mm³) of ``label`` (``None``: every non-zero voxel) in the baseline and follow-up masks, each on its own
@@ -178,8 +181,9 @@ def nodule_growth(cohort: CohortSource, baseline_column: str = "mask_baseline",
     settings = GrowthSettings(baseline_column, followup_column, days_column, label, scheme)
     return run_cases(cohort, _measure_growth, settings, kind="nodule-growth", columns=GROWTH_COLUMNS,
                      required=(baseline_column, followup_column, days_column), carry=carry, jobs=jobs,
-                     executor=executor, dtypes={"significant_growth": "boolean", "category": "string",
-                             "management": "string"})
+                     executor=executor,
+                     progress=progress, resample_masks=resample_masks,
+                     dtypes={"significant_growth": "boolean", "category": "string", "management": "string"})
 
 
 def _measure_growth(s: GrowthSettings, case: Case) -> list[dict[str, Any]]:
@@ -220,10 +224,11 @@ class InvolvementSettings:
     lesion_label: int | None
 
 
-def lung_involvement(cohort: CohortSource, lesion_column: str = "mask_lesion", lung_column: str = "mask_lung",
+def lung_involvement(cohort: CohortSource, *, lesion_column: str = "mask_lesion", lung_column: str = "mask_lung",
                      regions: str | Mapping[str, int | Sequence[int]] | None = None,
-                     lesion_label: int | None = None, carry: bool | Sequence[str] = True, jobs: int | None = 1,
-                     executor: Any = None) -> pd.DataFrame:
+                     lesion_label: int | None = None, carry: bool | Sequence[str] = True, jobs: int | None = None,
+                     executor: Any = None,
+        progress: bool = False, resample_masks: bool = False) -> pd.DataFrame:
     """Disease extent: lesion volume inside the lung as a percentage of lung volume; one row per case × region.
 
     ``involvement_pct`` = 100 · |lesion ∩ region| / |region| (volumes in mL from voxel counts × spacing).
@@ -234,6 +239,7 @@ def lung_involvement(cohort: CohortSource, lesion_column: str = "mask_lesion", l
     settings = InvolvementSettings(lesion_column, lung_column, _regions(regions), lesion_label)
     return run_cases(cohort, _measure_involvement, settings, kind="lung-involvement", columns=INVOLVEMENT_COLUMNS,
                      required=(lesion_column, lung_column), carry=carry, jobs=jobs, executor=executor,
+                     progress=progress, resample_masks=resample_masks,
                      dtypes={"region": "string"})
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from radiobio.biomarkers._common import Case, label_map, mm3_to_ml, require_3d, run_cases
-from radiobio.biomarkers.volumetry import label_rows
+from radiobio.biomarkers.volumes import label_rows
 from radiobio.cohort import CohortSource
 from radiobio.errors import BiomarkerError
 from radiobio.imaging import voxel_volume_mm3
@@ -19,7 +19,7 @@ from radiobio.imaging import voxel_volume_mm3
 #: Labels of the Medical Segmentation Decathlon hippocampus task (Task04).
 HIPPOCAMPUS_LABELS = {"anterior": 1, "posterior": 2}
 
-HIPPOCAMPUS_COLUMNS = ("region", "label", "voxels", "volume_mm3", "volume_ml", "icv_ml", "volume_icv_pct")
+HIPPOCAMPUS_COLUMNS = ("label", "label_name", "voxels", "volume_mm3", "volume_ml", "icv_ml", "volume_icv_pct")
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,11 @@ class HippocampusSettings:
     total: bool
 
 
-def hippocampal_volume(cohort: CohortSource, mask_column: str = "mask",
+def hippocampal_volume(cohort: CohortSource, *, mask_column: str = "mask",
                        labels: Mapping[str, int] | Sequence[int] = HIPPOCAMPUS_LABELS, icv_column: str | None = None,
                        icv_mask_column: str | None = None, total: bool = True, carry: bool | Sequence[str] = True,
-                       jobs: int | None = 1, executor: Any = None) -> pd.DataFrame:
+                       jobs: int | None = None, executor: Any = None,
+        progress: bool = False, resample_masks: bool = False) -> pd.DataFrame:
     """Hippocampal volume per labelled region (e.g. anterior / posterior, left / right): one row per case × region.
 
     ``volume_mm3`` = voxels × voxel volume, ``volume_ml`` = mm³ / 1000; with ``total`` a ``total`` row sums the
@@ -47,20 +48,19 @@ def hippocampal_volume(cohort: CohortSource, mask_column: str = "mask",
     settings = HippocampusSettings(mask_column, label_map(labels, "labels"), icv_column, icv_mask_column, total)
     return run_cases(cohort, _measure, settings, kind="hippocampus", columns=HIPPOCAMPUS_COLUMNS,
                      required=(mask_column, icv_column, icv_mask_column), carry=carry, jobs=jobs, executor=executor,
-                     dtypes={"voxels": "Int64", "label": "Int64", "region": "string"})
+                     progress=progress, resample_masks=resample_masks,
+                     dtypes={"voxels": "Int64", "label": "Int64", "label_name": "string"})
 
 
 def _measure(s: HippocampusSettings, case: Case) -> list[dict[str, Any]]:
     mask = case.mask(s.mask_column)
     require_3d(mask, s.mask_column)
     rows = label_rows(mask, s.labels, s.mask_column)
-    for row in rows:
-        row["region"] = row.pop("name")
     if s.total and len(rows) > 1:
         voxels = [row.get("voxels", math.nan) for row in rows]
         total = float(np.sum(voxels)) if not any(math.isnan(v) for v in voxels) else math.nan
         volume = total * voxel_volume_mm3(mask)
-        rows.append({"region": "total", "voxels": total, "volume_mm3": volume, "volume_ml": mm3_to_ml(volume)})
+        rows.append({"label_name": "total", "voxels": total, "volume_mm3": volume, "volume_ml": mm3_to_ml(volume)})
     icv = _icv_ml(s, case)
     for row in rows:
         row["icv_ml"] = icv

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from radiobio.cli._common import add_jobs, add_labels, add_quiet, add_resample_masks, fail, report_failures
 
 #: KIND -> (function of radiobio.biomarkers, one-line help).
 KINDS = {
@@ -18,11 +18,11 @@ KINDS = {
     "cardiac": ("cardiac_function", "EDV, ESV, SV, EF and LV mass from ED and ES masks"),
     "hippocampus": ("hippocampal_volume", "hippocampal volume per label, optionally normalised by ICV"),
 }
-TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
 EXAMPLES = """examples:
-  radiobio biomarkers volumetry cohort.csv -o volumes.parquet --labels liver=1,spleen=2
-  radiobio biomarkers sarcopenia cohort.csv -o l3.csv --vertebra-column mask_vertebrae --cutoffs martin2013
-  radiobio biomarkers sarcopenia cohort.csv -o l3.csv --l3-slice-column l3_slice --muscle-hu=-29,150
+  radiobio biomarkers volumetry cohort.csv -o results/volumes.parquet --labels liver=1,spleen=2
+  radiobio biomarkers sarcopenia cohort.csv -o results/biomarkers.csv --vertebra-column mask_vertebrae
+  radiobio biomarkers sarcopenia seg/cohort.csv -o l3.csv --muscle-column mask --labels muscle=1,sat=2,vat=3,imat=4
+  radiobio biomarkers sarcopenia cohort.csv -o l3.csv --slice-column l3_slice --muscle-hu=-29,150
   radiobio biomarkers nodule-growth cohort.csv -o growth.csv --days-column interval_days --scheme nelson
   radiobio biomarkers lung-involvement cohort.csv -o extent.csv --regions totalseg
   radiobio biomarkers cardiac cohort.csv -o function.csv --ed-column mask_ed --es-column mask_es
@@ -42,8 +42,10 @@ def register(subparsers: Any) -> None:
     for kind, (_, help_text) in KINDS.items():
         sub = kinds.add_parser(kind, help=help_text.replace("%", "%%"), description=help_text)
         sub.add_argument("cohort", help="cohort manifest (CSV or Parquet: case_id, image, mask columns, clinical)")
-        sub.add_argument("-o", "--output", required=True, help="result table, .parquet or .csv")
-        sub.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; -1: all cores)")
+        sub.add_argument("-o", "--out", required=True, help="result table, .parquet, .csv or .tsv")
+        add_jobs(sub)
+        add_quiet(sub)
+        add_resample_masks(sub)
         sub.add_argument("--no-carry", action="store_true", help="do not copy clinical columns into the result")
         OPTIONS[kind](sub)
         sub.set_defaults(run=run)
@@ -51,30 +53,36 @@ def register(subparsers: Any) -> None:
 
 def _volumetry(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-column", default="mask")
-    p.add_argument("--labels", type=labels_arg, help="labels to measure: 1,2 or liver=1,spleen=2 (default: all)")
+    add_labels(p, "labels to measure (default: all)")
     p.add_argument("--image-column", default="image")
     p.add_argument("--no-intensity", action="store_true", help="skip intensity statistics (no image read)")
 
 
 def _sarcopenia(p: argparse.ArgumentParser) -> None:
     p.add_argument("--muscle-column", default="mask_muscle")
-    p.add_argument("--l3-slice-column", help="column holding the L3 slice index (numpy axis 0)")
-    p.add_argument("--vertebra-column", help="column holding a vertebra label map (L3 from its centroid)")
-    p.add_argument("--l3-label", type=int, default=29, help="L3 label in the vertebra map (default 29)")
+    p.add_argument("--slice-column", help="column holding the index of the slice to measure (numpy axis 0)")
+    p.add_argument("--vertebra-column", help="column holding a vertebra label map (slice through its centroid)")
+    p.add_argument("--vertebra-label", type=int, default=29,
+                   help="vertebra label in that map, TotalSegmentator numbering (default 29 = L3)")
+    p.add_argument("--level", help="name of the vertebral level measured (default: from --vertebra-label); the "
+                                   "shipped cut-offs are applied at L3 only")
     p.add_argument("--cutoffs", default="prado2008",
                    help="prado2008, martin2013, derstine2018 or a CSV (measure, sex, threshold, bmi_min, bmi_max)")
     for tissue in ("sat", "vat", "imat"):
         p.add_argument(f"--{tissue}-column", help=f"{tissue.upper()} mask column (default mask_{tissue} if present; "
                                                   f"else HU ranges)")
-    p.add_argument("--labels", type=labels_arg, help="label of each tissue in its mask, e.g. muscle=1,sat=2")
-    p.add_argument("--muscle-hu", type=hu_arg, default=(-29.0, 150.0), help="muscle HU range or 'none'")
+    add_labels(p, "label of each tissue in its mask; tissues without a column of their own come from the muscle "
+                  "column's labels (e.g. muscle=1,sat=2,vat=3,imat=4)")
+    p.add_argument("--muscle-hu", type=hu_arg, default=(-29.0, 150.0),
+                   help="muscle HU range, written with '=' because it starts with a minus: --muscle-hu=-29,150; "
+                        "or none")
     for column, default in (("sex", "sex"), ("height", "height_m"), ("weight", "weight_kg")):
         p.add_argument(f"--{column}-column", default=default)
 
 
 def _nodules(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-column", default="mask")
-    p.add_argument("--labels", type=labels_arg, help="nodule labels (default: all)")
+    add_labels(p, "nodule labels (default: all)")
     p.add_argument("--scheme", default="eups2017", help="eups2017 or nelson")
     p.add_argument("--new-nodules", action="store_true", help="use the EUPS thresholds for new nodules")
 
@@ -98,15 +106,13 @@ def _lung_involvement(p: argparse.ArgumentParser) -> None:
 def _cardiac(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ed-column", default="mask_ed")
     p.add_argument("--es-column", default="mask_es")
-    p.add_argument("--labels", type=labels_arg, default={"lv": 1, "myo": 2, "rv": 3},
-                   help="structure labels (default lv=1,myo=2,rv=3)")
+    add_labels(p, "structure labels (default lv=1,myo=2,rv=3)", default={"lv": 1, "myo": 2, "rv": 3})
     p.add_argument("--myocardium-density", type=float, default=1.05, help="g/mL (default 1.05)")
 
 
 def _hippocampus(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-column", default="mask")
-    p.add_argument("--labels", type=labels_arg, default={"anterior": 1, "posterior": 2},
-                   help="region labels (default anterior=1,posterior=2)")
+    add_labels(p, "region labels (default anterior=1,posterior=2)", default={"anterior": 1, "posterior": 2})
     p.add_argument("--icv-column", help="clinical column with the intracranial volume in mL")
     p.add_argument("--icv-mask-column", help="mask column whose non-zero voxels are the intracranial volume")
     p.add_argument("--no-total", action="store_true", help="no 'total' row")
@@ -115,17 +121,6 @@ def _hippocampus(p: argparse.ArgumentParser) -> None:
 OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "volumetry": _volumetry, "sarcopenia": _sarcopenia, "nodules": _nodules, "nodule-growth": _nodule_growth,
     "lung-involvement": _lung_involvement, "cardiac": _cardiac, "hippocampus": _hippocampus}
-
-
-def labels_arg(text: str) -> list[int] | dict[str, int]:
-    """Parse ``1,2`` into ``[1, 2]`` and ``lv=1,myo=2`` into ``{'lv': 1, 'myo': 2}``."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    try:
-        if all("=" in p for p in parts):
-            return {name.strip(): int(value) for name, value in (p.split("=", 1) for p in parts)}
-        return [int(p) for p in parts]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"labels must look like 1,2 or name=1,name=2, not {text!r}") from exc
 
 
 def regions_arg(text: str) -> str | dict[str, list[int]]:
@@ -151,21 +146,23 @@ def hu_arg(text: str) -> tuple[float, float] | None:
 
 
 def _kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    import pandas as pd
+    from radiobio.tables import read_table
 
     kind = args.kind
-    common = {"carry": not args.no_carry, "jobs": args.jobs}
+    common = {"carry": not args.no_carry, "jobs": args.jobs, "progress": not args.quiet,
+              "resample_masks": args.resample_masks}
     if kind == "volumetry":
         return {**common, "mask_column": args.mask_column, "labels": args.labels,
                 "image_column": None if args.no_intensity else args.image_column}
     if kind == "sarcopenia":
         cutoffs = args.cutoffs
-        if cutoffs.lower().endswith(".csv"):
-            cutoffs = pd.read_csv(cutoffs)
-        return {**common, "muscle_column": args.muscle_column, "l3_slice_column": args.l3_slice_column,
-                "vertebra_column": args.vertebra_column, "l3_label": args.l3_label, "cutoffs": cutoffs,
+        if cutoffs.lower().endswith((".csv", ".tsv", ".parquet")):
+            cutoffs = read_table(cutoffs, what="cut-off table")
+        return {**common, "muscle_column": args.muscle_column, "slice_column": args.slice_column,
+                "vertebra_column": args.vertebra_column, "vertebra_label": args.vertebra_label,
+                "level": args.level, "cutoffs": cutoffs,
                 "sat_column": args.sat_column, "vat_column": args.vat_column, "imat_column": args.imat_column,
-                "labels": args.labels, "muscle_hu": args.muscle_hu, "sex_column": args.sex_column,
+                "labels": args.labels, "hu": {"muscle": args.muscle_hu}, "sex_column": args.sex_column,
                 "height_column": args.height_column, "weight_column": args.weight_column}
     if kind == "nodules":
         return {**common, "mask_column": args.mask_column, "labels": args.labels, "scheme": args.scheme,
@@ -187,27 +184,14 @@ def run(args: argparse.Namespace) -> int:
     """Compute the table, write it atomically (provenance in Parquet metadata or a CSV sidecar), print ``N cases ok,
     M failed``; exit code 0, 1 or 2."""
     from radiobio import biomarkers
-    from radiobio.errors import RadiobioError, describe
-    from radiobio.tables import write_table
+    from radiobio.errors import RadiobioError
+    from radiobio.tables import check_table_suffix, write_table
 
-    output = Path(args.output)
-    if output.suffix.lower() not in TABLE_SUFFIXES:
-        print(f"radiobio biomarkers: output must end in {', '.join(TABLE_SUFFIXES)}, not {output.name!r}",
-              file=sys.stderr)
-        return 2
+    stage = f"biomarkers {args.kind}"
     try:
-        kwargs = _kwargs(args)
-        table = getattr(biomarkers, KINDS[args.kind][0])(args.cohort, **kwargs)
-    except (RadiobioError, OSError, ValueError) as exc:
-        print(f"radiobio biomarkers {args.kind}: {describe(exc)}", file=sys.stderr)
-        return 2
-    write_table(table, output, table.attrs.get("provenance"))
-    ok, failed = biomarkers.case_counts(table)
-    print(f"{args.kind}: {ok} cases ok, {failed} failed -> {output}")
-    if failed:
-        errors = table.loc[table["error"] != "", ["case_id", "error"]].drop_duplicates()
-        for case_id, error in errors.head(10).itertuples(index=False):
-            print(f"  {case_id}: {error}", file=sys.stderr)
-        if len(errors) > 10:
-            print(f"  ... and {len(errors) - 10} more (see the error column)", file=sys.stderr)
-    return 1 if failed else 0
+        out = check_table_suffix(args.out)
+        table = getattr(biomarkers, KINDS[args.kind][0])(args.cohort, **_kwargs(args))
+    except RadiobioError as exc:
+        return fail(stage, exc)
+    write_table(table, out)
+    return report_failures(args.kind, table, out)

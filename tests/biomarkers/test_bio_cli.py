@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from radiobio.cli import main
-from radiobio.features.store import read_table
+from radiobio.tables import read_table
 
 
 def test_sarcopenia_with_a_failing_case_exits_one(l3_cohort: tuple[pd.DataFrame, pd.DataFrame], tmp_path: Path,
@@ -38,7 +38,7 @@ def test_volumetry_and_cardiac_csv_and_usage_errors(l3_cohort: tuple[pd.DataFram
     assert main(["biomarkers", "volumetry", str(tmp_path / "cohort.csv"), "-o", str(out), "--labels",
                  "muscle=1,sat=2", "--no-intensity", "--no-carry"]) == 0
     table = pd.read_csv(out)
-    assert table["name"].tolist() == ["muscle", "sat"] * len(cohort) and "sex" not in table.columns
+    assert table["label_name"].tolist() == ["muscle", "sat"] * len(cohort) and "sex" not in table.columns
     assert (tmp_path / "volumes.csv.provenance.json").is_file()
     cardiac = pd.DataFrame({"case_id": ["h"], "image": [cohort.at[0, "image"]], "mask_ed": [cohort.at[0, "mask"]],
                             "mask_es": [cohort.at[0, "mask_muscle"]]})

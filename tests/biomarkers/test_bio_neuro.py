@@ -24,11 +24,11 @@ def test_real_hippocampus_volumes_match_voxel_counts(hippocampus_data: Path) -> 
     cohort = _cohort(hippocampus_data, 12)
     table = hippocampal_volume(cohort)
     assert (table["error"] == "").all()
-    assert table["region"].tolist() == ["anterior", "posterior", "total"] * len(cohort)
+    assert table["label_name"].tolist() == ["anterior", "posterior", "total"] * len(cohort)
     for _, case in cohort.iterrows():
         labels = array(case["mask"])
         voxel = voxel_mm3(case["mask"])
-        rows = table[table["case_id"] == case["case_id"]].set_index("region")
+        rows = table[table["case_id"] == case["case_id"]].set_index("label_name")
         for region, label in (("anterior", 1), ("posterior", 2)):
             assert rows.loc[region, "voxels"] == np.count_nonzero(labels == label)
             assert rows.loc[region, "volume_mm3"] == pytest.approx(np.count_nonzero(labels == label) * voxel)
@@ -64,7 +64,7 @@ def test_left_right_labels_and_a_missing_region(hippocampus_data: Path, tmp_path
     image = sitk.GetImageFromArray(sides)
     image.CopyInformation(mask)
     cohort = pd.DataFrame([{"case_id": "lr", "image": case["image"], "mask": save(image, tmp_path / "lr.nii.gz")}])
-    table = hippocampal_volume(cohort, labels={"left": 1, "right": 2, "extra": 3}).set_index("region")
+    table = hippocampal_volume(cohort, labels={"left": 1, "right": 2, "extra": 3}).set_index("label_name")
     assert table.loc["left", "voxels"] == np.count_nonzero(sides == 1)
     assert math.isnan(table.loc["extra", "volume_ml"]) and "label 3 absent" in table.loc["extra", "note"]
     assert math.isnan(table.loc["total", "volume_ml"])  # a total over a missing region would mislead

@@ -13,7 +13,7 @@ import pytest
 import SimpleITK as sitk
 from bio_helpers import array, save, to_image
 
-from radiobio.biomarkers import l3_slice_index, load_cutoffs, sarcopenia
+from radiobio.biomarkers import vertebra_slice_index, load_cutoffs, sarcopenia
 from radiobio.errors import BiomarkerError, SettingsError
 from radiobio.synthetic.l3 import L3_LABELS, write_l3_cohort
 
@@ -22,7 +22,7 @@ PRADO = {"M": 52.4, "F": 38.5}
 
 def test_areas_equal_the_phantoms_pixel_truth(l3_cohort: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     cohort, truth = l3_cohort
-    table = sarcopenia(cohort, muscle_hu=None)
+    table = sarcopenia(cohort, hu={"muscle": None})
     assert (table["error"] == "").all(), table["error"].tolist()
     for i, case in cohort.iterrows():
         labels = array(case["mask"])[0]
@@ -36,7 +36,7 @@ def test_areas_equal_the_phantoms_pixel_truth(l3_cohort: tuple[pd.DataFrame, pd.
         assert row["smi_cm2_m2"] == pytest.approx(row["sma_cm2"] / height**2)
         assert row["bmi_kg_m2"] == pytest.approx(case["weight_kg"] / height**2)
         assert row["sarcopenic"] == (row["smi_cm2_m2"] < PRADO[case["sex"]])
-        assert row["l3_source"] == "single_slice" and row["l3_slice"] == 0
+        assert row["slice_source"] == "single_slice" and row["slice_index"] == 0
         hu = array(case["image"])[0]
         assert row["muscle_hu_mean"] == pytest.approx(hu[labels == L3_LABELS["muscle"]].mean())
     assert table["sex"].tolist() == cohort["sex"].tolist()  # clinical columns carried
@@ -71,7 +71,7 @@ def test_hand_computed_smi_and_published_cutoffs(tmp_path: Path) -> None:
     assert prado.loc["woman", "sma_cm2"] == pytest.approx(80.0)  # 12 500 px × 0.64 mm²
     assert prado.loc["woman", "smi_cm2_m2"] == pytest.approx(31.25)  # 80 / 1.6²
     assert prado.loc["woman", "muscle_hu_mean"] == pytest.approx(40.0)
-    assert prado.loc["man", "l3_source"] == "2d_image" and pd.isna(prado.loc["man", "l3_slice"])
+    assert prado.loc["man", "slice_source"] == "2d_image" and pd.isna(prado.loc["man", "slice_index"])
     assert prado.loc["woman", "smi_cutoff_cm2_m2"] == 38.5 and prado.loc["man", "smi_cutoff_cm2_m2"] == 52.4
     assert bool(prado.loc["woman", "sarcopenic"]) and bool(prado.loc["man", "sarcopenic"])
     assert prado["myosteatosis"].isna().all()  # Prado 2008 has no density cut-off
@@ -154,8 +154,8 @@ def test_explicit_slice_column_bounds_and_multislice_without_l3(tmp_path: Path) 
     cohort = pd.DataFrame([{**base, "case_id": "ok", "l3": 2}, {**base, "case_id": "outside", "l3": 9},
                            {**base, "case_id": "fraction", "l3": 1.5}, {**base, "case_id": "none", "l3": None},
                            {**base, "case_id": "empty_slice", "l3": 1}])
-    table = sarcopenia(cohort, l3_slice_column="l3").set_index("case_id")
-    assert table.loc["ok", "sma_cm2"] == pytest.approx(2.0) and table.loc["ok", "l3_slice"] == 2
+    table = sarcopenia(cohort, slice_column="l3").set_index("case_id")
+    assert table.loc["ok", "sma_cm2"] == pytest.approx(2.0) and table.loc["ok", "slice_index"] == 2
     assert "outside the image" in table.loc["outside", "error"]
     assert "not a whole slice index" in table.loc["fraction", "error"]
     assert table.loc["none", "error"].startswith("BiomarkerError: no L3 slice")
@@ -182,11 +182,11 @@ def test_l3_from_the_vertebra_map_of_the_real_ct(abdomen_data: Path, tmp_path: P
     vertebrae = array(vertebrae_path)
     l3_z = np.nonzero(vertebrae == 29)[0]
     expected = int(np.floor(l3_z.mean() + 0.5))
-    assert 65 <= expected <= 79 and row["l3_slice"] == expected and row["l3_source"] == "vertebra_map"
+    assert 65 <= expected <= 79 and row["slice_index"] == expected and row["slice_source"] == "vertebra_map"
     assert row["sma_cm2"] == pytest.approx(np.count_nonzero(soft[expected]) * 3.0 * 3.0 / 100.0)
     assert row["muscle_hu_mean"] == pytest.approx(hu[expected][soft[expected] > 0].mean())
     assert row["smi_cm2_m2"] == pytest.approx(row["sma_cm2"] / 1.75**2)
-    assert l3_slice_index(sitk.ReadImage(str(vertebrae_path))) == expected
+    assert vertebra_slice_index(sitk.ReadImage(str(vertebrae_path))) == expected
 
 
 def test_totalsegmentator_tissue_masks_on_a_known_slice(abdomen_data: Path) -> None:
@@ -196,7 +196,7 @@ def test_totalsegmentator_tissue_masks_on_a_known_slice(abdomen_data: Path) -> N
                             "mask_sat": str(tissue / "subcutaneous_fat.nii.gz"),
                             "mask_vat": str(tissue / "torso_fat.nii.gz"), "slice": 5, "sex": "F",
                             "height_m": 1.65, "weight_kg": 62}])
-    row = sarcopenia(cohort, l3_slice_column="slice", muscle_hu=None).iloc[0]
+    row = sarcopenia(cohort, slice_column="slice", hu={"muscle": None}).iloc[0]
     # example_ct_sm is slices 82–111 of example_ct: slice 5 is z = 87, at L1, not L3 (the masks never reach L3)
     k, pixel_cm2 = 5, 3.0 * 3.0 / 100.0
     muscle = array(tissue / "skeletal_muscle.nii.gz")[k]
@@ -224,7 +224,7 @@ def test_real_ct_bad_inputs_no_l3_and_wrong_grid(abdomen_data: Path, tmp_path: P
          "vertebrae": str(abdomen_data / "spine_report" / "test_result" / "totalseg.nii.gz")},
         {"case_id": "fine", "image": str(ct_sm), "mask_muscle": muscle, "slice": 0},
     ])
-    table = sarcopenia(cohort, vertebra_column="vertebrae", l3_slice_column="slice").set_index("case_id")
+    table = sarcopenia(cohort, vertebra_column="vertebrae", slice_column="slice").set_index("case_id")
     assert table.loc["no_l3", "error"].startswith("BiomarkerError: no L3 (label 29)")
     assert "30, 31, 32, 33" in table.loc["no_l3", "error"]
     assert table.loc["wrong_grid", "error"].startswith("GeometryError: size differs")
@@ -232,4 +232,4 @@ def test_real_ct_bad_inputs_no_l3_and_wrong_grid(abdomen_data: Path, tmp_path: P
     # at z = 82 (L1/L2) the abdominal wall is not segmented as a closed ring: no HU split of VAT and SAT
     assert math.isnan(table.loc["fine", "vat_cm2"]) and "ring does not close" in table.loc["fine", "note"]
     with pytest.raises(BiomarkerError, match="no L3"):
-        l3_slice_index(np.zeros((3, 4, 4), np.uint8))
+        vertebra_slice_index(np.zeros((3, 4, 4), np.uint8))

@@ -49,11 +49,11 @@ def test_volumes_and_intensities_match_voxel_counts(phantom_cohort: pd.DataFrame
 
 def test_named_labels_a_missing_label_and_no_image(phantom_cohort: pd.DataFrame) -> None:
     table = volumetry(phantom_cohort, labels={"organ": 1, "lesion": 2, "absent": 7}, image_column=None)
-    assert table["name"].tolist() == ["organ", "lesion", "absent"]
-    absent = table[table["name"] == "absent"].iloc[0]
+    assert table["label_name"].tolist() == ["organ", "lesion", "absent"]
+    absent = table[table["label_name"] == "absent"].iloc[0]
     assert math.isnan(absent["volume_mm3"]) and "label 7 absent" in absent["note"]
     assert table["intensity_mean"].isna().all()
-    assert table.loc[table["name"] == "organ", "note"].iloc[0] == ""
+    assert table.loc[table["label_name"] == "organ", "note"].iloc[0] == ""
 
 
 def test_slice_area_against_analytic_ellipse_and_pixel_count(phantom_cohort: pd.DataFrame) -> None:

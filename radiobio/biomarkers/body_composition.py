@@ -13,7 +13,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from radiobio.biomarkers._common import Case, package_table, run_cases, select
-from radiobio.biomarkers.volumetry import axial_slice
+from radiobio.biomarkers.volumes import axial_slice
 from radiobio.cohort import CohortSource
 from radiobio.errors import BiomarkerError, MaskError, SettingsError
 
@@ -22,10 +22,14 @@ DEFAULT_HU: dict[str, tuple[float, float]] = {
     "muscle": (-29.0, 150.0), "imat": (-190.0, -30.0), "sat": (-190.0, -30.0), "vat": (-150.0, -50.0)}
 #: Tissues measured besides muscle; each from a mask column when the case has one, else from HU ranges.
 FAT_TISSUES = ("imat", "vat", "sat")
-CUTOFF_SCHEMES = ("prado2008", "martin2013", "derstine2018")
+#: The shipped cut-off schemes; each was derived and validated on the L3 slice.
+PUBLISHED_SCHEMES = ("prado2008", "martin2013", "derstine2018")
+#: Vertebral levels of TotalSegmentator (v2) vertebra labels.
+VERTEBRA_LEVELS = {26: "S1", 27: "L5", 28: "L4", 29: "L3", 30: "L2", 31: "L1",
+                   **{32 + i: f"T{12 - i}" for i in range(12)}, **{44 + i: f"C{7 - i}" for i in range(7)}}
 
-SARCOPENIA_COLUMNS = ("l3_slice", "l3_source", "sma_cm2", "muscle_hu_mean", "imat_cm2", "vat_cm2", "sat_cm2",
-                      "bmi_kg_m2", "smi_cm2_m2", "smi_cutoff_cm2_m2", "sarcopenic", "muscle_hu_cutoff",
+SARCOPENIA_COLUMNS = ("slice_index", "slice_source", "level", "sma_cm2", "muscle_hu_mean", "imat_cm2", "vat_cm2",
+                      "sat_cm2", "bmi_kg_m2", "smi_cm2_m2", "smi_cutoff_cm2_m2", "sarcopenic", "muscle_hu_cutoff",
                       "myosteatosis", "cutoffs")
 _SEX = {"M": "M", "MALE": "M", "MAN": "M", "F": "F", "FEMALE": "F", "WOMAN": "F", "W": "F"}
 
@@ -35,9 +39,10 @@ class SarcopeniaSettings:
     """Settings of :func:`sarcopenia` (see there)."""
 
     muscle_column: str
-    l3_slice_column: str | None
+    slice_column: str | None
     vertebra_column: str | None
-    l3_label: int
+    vertebra_label: int
+    level: str
     cutoffs: pd.DataFrame
     scheme: str
     tissue_columns: dict[str, str]
@@ -51,57 +56,73 @@ class SarcopeniaSettings:
     weight_column: str
 
 
-def sarcopenia(cohort: CohortSource, muscle_column: str = "mask_muscle", l3_slice_column: str | None = None,
-               vertebra_column: str | None = None, l3_label: int = 29,
-               cutoffs: str | pd.DataFrame = "prado2008", *, sat_column: str | None = None,
+def sarcopenia(cohort: CohortSource, *, muscle_column: str = "mask_muscle", slice_column: str | None = None,
+               vertebra_column: str | None = None, vertebra_label: int = 29, level: str | None = None,
+               cutoffs: str | pd.DataFrame = "prado2008", sat_column: str | None = None,
                vat_column: str | None = None, imat_column: str | None = None,
-               labels: Mapping[str, int] | None = None,
-               muscle_hu: tuple[float, float] | None = DEFAULT_HU["muscle"],
-               imat_hu: tuple[float, float] = DEFAULT_HU["imat"], sat_hu: tuple[float, float] = DEFAULT_HU["sat"],
-               vat_hu: tuple[float, float] = DEFAULT_HU["vat"], body_hu: float = -500.0, closing_mm: float = 10.0,
-               image_column: str = "image", sex_column: str = "sex", height_column: str = "height_m",
-               weight_column: str = "weight_kg", carry: bool | Sequence[str] = True, jobs: int | None = 1,
-               executor: Any = None) -> pd.DataFrame:
-    """Body composition on the L3 slice of each CT and sarcopenia by published cut-offs; one row per case.
+               labels: Mapping[str, int] | None = None, hu: Mapping[str, tuple[float, float] | None] | None = None,
+               body_hu: float = -500.0, closing_mm: float = 10.0, image_column: str = "image",
+               sex_column: str = "sex", height_column: str = "height_m", weight_column: str = "weight_kg",
+               carry: bool | Sequence[str] = True, jobs: int | None = None, executor: Any = None,
+               progress: bool = False, resample_masks: bool = False) -> pd.DataFrame:
+    """Body composition on one axial slice of each CT (L3 by default) and sarcopenia by published cut-offs; one row
+    per case.
 
-    **Slice.** From ``l3_slice_column`` (a z index, numpy axis 0) when the case has one, else the slice through the
-    centroid of label ``l3_label`` in the vertebra map ``vertebra_column`` (TotalSegmentator: 29 = L3), else the
-    only slice of a 2D image or one-slice volume. ``l3_slice`` and ``l3_source`` say which was used.
+    **Slice.** From ``slice_column`` (a z index, numpy axis 0) when the case has one, else the slice through the
+    centroid of label ``vertebra_label`` in the vertebra map ``vertebra_column`` (TotalSegmentator numbering:
+    29 = L3, 30 = L2, 31 = L1...), else the only slice of a 2D image or one-slice volume. ``slice_index`` and
+    ``slice_source`` say which was used; ``level`` names the vertebral level (default: from ``vertebra_label`` in
+    TotalSegmentator numbering, ``"L3"`` for 29 and for a given slice).
 
     **Areas (cm²)** = pixels × spacing_x × spacing_y / 100. ``sma_cm2``: the muscle mask (label ``labels['muscle']``
-    or any non-zero voxel) on the slice, restricted to ``muscle_hu`` (−29…150 HU; ``None`` keeps the whole mask);
-    ``muscle_hu_mean`` its mean attenuation (HU). ``imat_cm2``, ``vat_cm2``, ``sat_cm2`` come from the case's mask in
-    ``imat_column`` / ``vat_column`` / ``sat_column`` (default ``mask_imat``, ``mask_vat``, ``mask_sat`` when present),
-    else from HU ranges: IMAT = muscle mask ∩ ``imat_hu``; VAT = inside the muscle ring (filled after a
-    ``closing_mm`` closing) ∩ ``vat_hu``; SAT = body (largest component above ``body_hu``) outside the ring ∩
-    ``sat_hu``. The ``note`` says which tissues came from HU ranges.
+    or any non-zero voxel) on the slice, restricted to ``hu['muscle']`` (−29…150 HU; ``None`` keeps the whole
+    mask); ``muscle_hu_mean`` its mean attenuation (HU). ``imat_cm2``, ``vat_cm2``, ``sat_cm2`` come from the case's
+    mask in ``imat_column`` / ``vat_column`` / ``sat_column`` (default ``mask_imat``, ``mask_vat``, ``mask_sat`` when
+    present); a tissue named in ``labels`` without a column of its own is taken from the muscle column's label map
+    (one multi-label tissue mask, e.g. ``labels={'muscle': 1, 'sat': 2, 'vat': 3, 'imat': 4}``); otherwise from HU
+    ranges: IMAT = muscle mask ∩ ``hu['imat']``; VAT = inside the muscle ring (filled after a ``closing_mm``
+    closing) ∩ ``hu['vat']``; SAT = body (largest component above ``body_hu``) outside the ring ∩ ``hu['sat']``.
+    ``hu`` overrides :data:`DEFAULT_HU` per tissue. The ``note`` says which tissues came from HU ranges.
 
     **Indices.** ``smi_cm2_m2`` = SMA / height² (``height_column`` in metres; a value > 3 looks like centimetres and
     is refused), ``bmi_kg_m2`` = weight / height². ``sarcopenic`` = SMI below the ``cutoffs`` scheme's threshold for
     the case's sex (and BMI where the scheme needs it); ``myosteatosis`` = muscle HU below the scheme's density
     threshold where it has one. ``cutoffs`` is a scheme of ``cutoffs.csv`` (``prado2008``, ``martin2013``,
-    ``derstine2018``) or a DataFrame with columns ``measure`` (``smi`` / ``muscle_hu``), ``sex`` (``M``/``F``/``*``),
-    ``threshold`` and optional ``bmi_min`` (inclusive), ``bmi_max`` (exclusive). Missing sex, height or weight gives
-    NaN / NA with a ``note``, never an error.
+    ``derstine2018``; all validated at L3 only, so they are not applied at another level, with a note) or a
+    DataFrame with columns ``measure`` (``smi`` / ``muscle_hu``), ``sex`` (``M``/``F``/``*``), ``threshold`` and
+    optional ``bmi_min`` (inclusive), ``bmi_max`` (exclusive), applied at any level. Missing sex, height or weight
+    gives NaN / NA with a ``note``, never an error. ``resample_masks``: masks on another grid than the image are
+    resampled onto it (nearest neighbour) instead of failing.
     """
     table, scheme = load_cutoffs(cutoffs)
+    level_name = level or (VERTEBRA_LEVELS.get(int(vertebra_label), f"vertebra label {vertebra_label}")
+                           if vertebra_column else "L3")
+    if scheme in PUBLISHED_SCHEMES and level_name != "L3":
+        table = table.iloc[0:0]  # L3 cut-offs never judge another level
+        scheme = f"{scheme} (L3 only: not applied at {level_name})"
     given = {"imat": imat_column, "vat": vat_column, "sat": sat_column}
-    settings = SarcopeniaSettings(
-        muscle_column=muscle_column, l3_slice_column=l3_slice_column, vertebra_column=vertebra_column,
-        l3_label=int(l3_label), cutoffs=table, scheme=scheme,
-        tissue_columns={t: c or f"mask_{t}" for t, c in given.items()}, labels=dict(labels or {}),
-        hu={"muscle": _hu_range(muscle_hu, "muscle_hu", True), "imat": _hu_range(imat_hu, "imat_hu"),
-            "sat": _hu_range(sat_hu, "sat_hu"), "vat": _hu_range(vat_hu, "vat_hu")},
-        body_hu=float(body_hu), closing_mm=float(closing_mm), image_column=image_column, sex_column=sex_column,
-        height_column=height_column, weight_column=weight_column)
-    unknown = set(settings.labels) - {"muscle", *FAT_TISSUES}
+    ranges = {**DEFAULT_HU, **dict(hu or {})}
+    unknown_hu = set(ranges) - {"muscle", *FAT_TISSUES}
+    if unknown_hu:
+        raise SettingsError(f"hu: unknown tissue(s) {sorted(unknown_hu)}; use muscle, imat, vat, sat")
+    tissue_labels = dict(labels or {})
+    unknown = set(tissue_labels) - {"muscle", *FAT_TISSUES}
     if unknown:
         raise SettingsError(f"labels: unknown tissue(s) {sorted(unknown)}; use muscle, imat, vat, sat")
-    required = (image_column, muscle_column, l3_slice_column, vertebra_column, *given.values())
+    settings = SarcopeniaSettings(
+        muscle_column=muscle_column, slice_column=slice_column, vertebra_column=vertebra_column,
+        vertebra_label=int(vertebra_label), level=level_name, cutoffs=table, scheme=scheme,
+        tissue_columns={t: c or (muscle_column if t in tissue_labels else f"mask_{t}") for t, c in given.items()},
+        labels=tissue_labels,
+        hu={"muscle": _hu_range(ranges["muscle"], "hu['muscle']", True),
+            **{t: _hu_range(ranges[t], f"hu[{t!r}]") for t in FAT_TISSUES}},
+        body_hu=float(body_hu), closing_mm=float(closing_mm), image_column=image_column, sex_column=sex_column,
+        height_column=height_column, weight_column=weight_column)
+    required = (image_column, muscle_column, slice_column, vertebra_column, *given.values())
     return run_cases(cohort, _measure, settings, kind="sarcopenia", columns=SARCOPENIA_COLUMNS, required=required,
-                     carry=carry, jobs=jobs, executor=executor,
-                     dtypes={"l3_slice": "Int64", "l3_source": "string", "sarcopenic": "boolean",
-                             "myosteatosis": "boolean", "cutoffs": "string"})
+                     carry=carry, jobs=jobs, executor=executor, progress=progress, resample_masks=resample_masks,
+                     dtypes={"slice_index": "Int64", "slice_source": "string", "level": "string",
+                             "sarcopenic": "boolean", "myosteatosis": "boolean", "cutoffs": "string"})
 
 
 def load_cutoffs(cutoffs: str | pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -156,37 +177,40 @@ def cutoff_for(table: pd.DataFrame, measure: str, sex: str | None, bmi: float | 
     return float(rows["threshold"].iloc[0]), ""
 
 
-def l3_slice_index(vertebrae: np.ndarray | sitk.Image, l3_label: int = 29) -> int:
-    """Axial index (numpy axis 0) of the slice through the centroid of label ``l3_label`` in a vertebra map.
+def vertebra_slice_index(vertebrae: np.ndarray | sitk.Image, label: int = 29) -> int:
+    """Axial index (numpy axis 0) of the slice through the centroid of vertebra ``label`` in a vertebra map
+    (TotalSegmentator numbering: 29 = L3).
 
     Raises :class:`BiomarkerError` when the label is absent (the scan may not reach L3, or the map uses another
     numbering).
     """
     array = sitk.GetArrayViewFromImage(vertebrae) if isinstance(vertebrae, sitk.Image) else np.asarray(vertebrae)
     if array.ndim != 3:
-        raise BiomarkerError(f"a vertebra map must be 3D to locate L3, not {array.ndim}D")
-    z = np.nonzero(array == l3_label)[0]
+        raise BiomarkerError(f"a vertebra map must be 3D to locate a vertebra, not {array.ndim}D")
+    z = np.nonzero(array == label)[0]
     if z.size == 0:
         present = [int(v) for v in np.unique(array) if v]
-        raise BiomarkerError(f"no L3 (label {l3_label}) in the vertebra map (labels present: {present}); the scan "
-                             f"may not cover L3, or the map numbers vertebrae differently (set l3_label) - or give "
-                             f"the slice in an l3_slice column")
+        level = VERTEBRA_LEVELS.get(label, "the vertebra")
+        raise BiomarkerError(f"no {level} (label {label}) in the vertebra map (labels present: {present}); the scan "
+                             f"may not cover it, or the map numbers vertebrae differently (set vertebra_label; CLI "
+                             f"--vertebra-label) - or give the slice index in a column (CLI --slice-column)")
     return int(math.floor(z.mean() + 0.5))
 
 
 def _measure(s: SarcopeniaSettings, case: Case) -> list[dict[str, Any]]:
     height, weight, sex = _clinical(s, case)
     image = case.image(s.image_column)
-    k, source = _l3_slice(s, case, image)
+    k, source = _slice(s, case, image)
     hu, pixel_mm2 = axial_slice(sitk.GetArrayViewFromImage(image), image.GetSpacing(), k)
     hu = hu.astype(np.float64)
     muscle = select(axial_slice(case.array(s.muscle_column), image.GetSpacing(), k)[0], s.labels.get("muscle"))
     if not muscle.any():
-        raise MaskError(f"{s.muscle_column} has no muscle on the L3 slice {k} ({source}); check the mask and the "
-                        f"slice")
+        raise MaskError(f"{s.muscle_column} has no muscle on the {s.level} slice {k} ({source}); check the mask "
+                        f"and the slice")
     sma = muscle & _in(hu, s.hu["muscle"]) if s.hu["muscle"] else muscle
     cm2 = pixel_mm2 / 100.0
-    row: dict[str, Any] = {"l3_slice": k, "l3_source": source, "sma_cm2": np.count_nonzero(sma) * cm2,
+    row: dict[str, Any] = {"slice_index": k, "slice_source": source, "level": s.level,
+                           "sma_cm2": np.count_nonzero(sma) * cm2,
                            "muscle_hu_mean": float(hu[sma].mean()) if sma.any() else math.nan,
                            "cutoffs": s.scheme}
     from_hu = [t for t in FAT_TISSUES if case.value(s.tissue_columns[t]) is None]
@@ -258,23 +282,24 @@ def _indices(s: SarcopeniaSettings, case: Case, row: dict[str, Any], height: flo
     return out
 
 
-def _l3_slice(s: SarcopeniaSettings, case: Case, image: sitk.Image) -> tuple[int | None, str]:
+def _slice(s: SarcopeniaSettings, case: Case, image: sitk.Image) -> tuple[int | None, str]:
     if image.GetDimension() == 2:
         return None, "2d_image"
-    explicit = case.value(s.l3_slice_column)
+    explicit = case.value(s.slice_column)
     if explicit is not None:
         index = float(explicit)
         if not index.is_integer():
-            raise BiomarkerError(f"{s.l3_slice_column}={explicit!r} is not a whole slice index")
+            raise BiomarkerError(f"{s.slice_column}={explicit!r} is not a whole slice index")
         return int(index), "slice_column"
     if case.value(s.vertebra_column) is not None:
-        return l3_slice_index(case.mask(s.vertebra_column), s.l3_label), "vertebra_map"
+        return vertebra_slice_index(case.mask(s.vertebra_column), s.vertebra_label), "vertebra_map"
     if image.GetSize()[2] == 1:
         return 0, "single_slice"
-    sources = [c for c in (s.l3_slice_column, s.vertebra_column) if c]
-    raise BiomarkerError(f"no L3 slice for this {image.GetSize()[2]}-slice image: "
+    sources = [c for c in (s.slice_column, s.vertebra_column) if c]
+    raise BiomarkerError(f"no {s.level} slice for this {image.GetSize()[2]}-slice image: "
                          + (f"{' and '.join(sources)} empty" if sources else
-                            "give l3_slice_column (a z index) or vertebra_column (a vertebra label map)"))
+                            "give slice_column (a z index; CLI --slice-column) or vertebra_column (a vertebra "
+                            "label map; CLI --vertebra-column)"))
 
 
 def _ring_regions(hu: np.ndarray, muscle: np.ndarray, spacing: tuple[float, float], s: SarcopeniaSettings,

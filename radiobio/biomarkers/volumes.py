@@ -16,7 +16,7 @@ from radiobio.cohort import CohortSource
 from radiobio.errors import BiomarkerError, MaskError
 from radiobio.imaging import as_label_map, labels_present, read_mask, voxel_volume_mm3
 
-VOLUMETRY_COLUMNS = ("label", "name", "voxels", "volume_mm3", "volume_ml", "intensity_mean", "intensity_sd",
+VOLUMETRY_COLUMNS = ("label", "label_name", "voxels", "volume_mm3", "volume_ml", "intensity_mean", "intensity_sd",
                      "intensity_median")
 
 
@@ -29,14 +29,15 @@ class VolumetrySettings:
     image_column: str | None
 
 
-def volumetry(cohort: CohortSource, mask_column: str = "mask",
+def volumetry(cohort: CohortSource, *, mask_column: str = "mask",
               labels: int | Sequence[int] | Mapping[str, int] | None = None, image_column: str | None = "image",
-              carry: bool | Sequence[str] = True, jobs: int | None = 1, executor: Any = None) -> pd.DataFrame:
+              carry: bool | Sequence[str] = True, jobs: int | None = None, executor: Any = None,
+        progress: bool = False, resample_masks: bool = False) -> pd.DataFrame:
     """Volume and intensity statistics of every label of every case: one row per case × ``label``.
 
     Columns: ``voxels``; ``volume_mm3`` = voxels × voxel volume (product of the spacings, mm³); ``volume_ml``
     (mL = cm³ = mm³ / 1000); ``intensity_mean``, ``intensity_sd`` (sample SD, ddof=1) and ``intensity_median`` of
-    the image inside the label, in image units (HU on CT); ``name`` is the label's name in a ``labels`` mapping (else
+    the image inside the label, in image units (HU on CT); ``label_name`` is the label's name in a ``labels`` mapping (else
     its number).
     ``labels=None`` measures every label present (an empty mask is a :class:`MaskError`); a requested label absent
     from a case gives NaN and a ``note``. ``image_column=None`` skips intensities (and the image read).
@@ -44,7 +45,8 @@ def volumetry(cohort: CohortSource, mask_column: str = "mask",
     settings = VolumetrySettings(mask_column, label_map(labels), image_column)
     return run_cases(cohort, _measure, settings, kind="volumetry", columns=VOLUMETRY_COLUMNS,
                      required=(mask_column, image_column), carry=carry, jobs=jobs, executor=executor,
-                     dtypes={"voxels": "Int64", "label": "Int64", "name": "string"})
+                     progress=progress, resample_masks=resample_masks,
+                     dtypes={"voxels": "Int64", "label": "Int64", "label_name": "string"})
 
 
 def _measure(settings: VolumetrySettings, case: Case) -> list[dict[str, Any]]:
@@ -68,7 +70,7 @@ def label_rows(mask: sitk.Image, wanted: dict[str, int] | None, column: str,
         wanted = {str(label): label for label in present}
     rows = []
     for name, label in wanted.items():
-        row: dict[str, Any] = {"label": label, "name": name}
+        row: dict[str, Any] = {"label": label, "label_name": name}
         inside = labels == label
         voxels = int(np.count_nonzero(inside))
         if voxels == 0:

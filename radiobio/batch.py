@@ -1,0 +1,212 @@
+"""The one batch driver of every per-case stage (segmentation, evaluation, extraction, biomarkers, QC).
+
+A stage supplies a *measure* function ``measure(settings, case) -> list[dict]`` (one dict per output row of that
+case) and a picklable ``settings`` object; :func:`run_batch` does the rest, the same way for every stage:
+
+* the cohort is read once (:func:`radiobio.read_cohort` with ``errors="mark"``) and the columns the stage needs are
+  checked before any case runs (:func:`require_columns`);
+* each row becomes a :class:`Case` (cached reads, geometry checks, notes); a row that already carries an ``error``
+  (a bad cohort row, or a case an earlier stage failed) is passed on with that error, so the root cause reaches the
+  end of the pipeline;
+* a case whose measure raises becomes one row with the error text of :func:`radiobio.errors.describe`; the others
+  complete;
+* cases run in this process, on a local pool or on Dask (:func:`radiobio.parallel.map_cases`), with one progress
+  bar; ``on_case`` sees each case's rows as soon as it finishes (atomic parts of resumable batches);
+* rows come back in cohort order, with ``note`` and ``error`` columns and the clinical columns carried along.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from radiobio.cohort import CohortSource, path_columns, read_cohort
+from radiobio.errors import CohortError, MaskError, describe
+from radiobio.imaging import check_geometry, read_image, read_mask
+from radiobio.parallel import map_cases
+from radiobio.progress import progress_bar
+
+#: Status columns every batch table ends with.
+STATUS_COLUMNS = ("note", "error")
+#: Cohort columns that steer how a case is read rather than describe the patient.
+READ_COLUMNS = ("series_uid",)
+
+Measure = Callable[[Any, "Case"], list[dict[str, Any]]]
+
+
+def is_missing(value: Any) -> bool:
+    """True for ``None``, NaN, ``pd.NA`` and empty strings: a cohort cell that holds nothing."""
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, str):
+        return value.strip() == ""
+    try:
+        return bool(isinstance(value, float | np.floating) and math.isnan(value))
+    except TypeError:  # pragma: no cover - exotic scalar types
+        return False
+
+
+@dataclass
+class Case:
+    """One cohort row while a stage works on it: cached reads, geometry checks and notes.
+
+    Every image or mask read with ``check=True`` must share the grid of the first one read (the case's reference),
+    so a mask drawn on another grid raises :class:`~radiobio.errors.GeometryError` naming both columns; with
+    ``resample_masks`` a mask on another grid is resampled (nearest neighbour) onto the reference instead, which is
+    lossless when the grids differ only by a flip or permutation of axes.
+    """
+
+    case_id: str
+    row: dict[str, Any]
+    resample_masks: bool = False
+    notes: list[str] = field(default_factory=list)
+    _cache: dict[tuple[str, str], sitk.Image] = field(default_factory=dict, repr=False)
+    _reference: tuple[str, sitk.Image] | None = field(default=None, repr=False)
+
+    def value(self, column: str | None) -> Any:
+        """The cohort cell ``column`` of this case, or ``None`` when the column is absent or the cell is empty."""
+        if column is None:
+            return None
+        value = self.row.get(column)
+        return None if is_missing(value) else value
+
+    def path(self, column: str, what: str = "file") -> str:
+        """The path in ``column``; an empty cell raises :class:`MaskError` naming the column."""
+        value = self.value(column)
+        if value is None:
+            raise MaskError(f"no {what} for this case: column {column!r} is empty; fill it in or drop the case")
+        return str(value)
+
+    def image(self, column: str = "image", check: bool = True) -> sitk.Image:
+        """Read (once) the intensity image in ``column`` (the ``series_uid`` cell chooses among DICOM series)."""
+        return self._read(column, "image", check)
+
+    def mask(self, column: str, check: bool = True, what: str = "mask") -> sitk.Image:
+        """Read (once) the label map in ``column`` as an integer image."""
+        return self._read(column, what, check)
+
+    def array(self, column: str, check: bool = True) -> np.ndarray:
+        """The voxels (numpy order z, y, x) of the mask in ``column``; read-only view of the cached image."""
+        return sitk.GetArrayViewFromImage(self.mask(column, check))
+
+    def note(self, text: str) -> None:
+        """Record a remark for this case's ``note`` column (a value that is NaN on purpose, an assumption made)."""
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def _read(self, column: str, kind: str, check: bool) -> sitk.Image:
+        path = self.path(column, what=kind)
+        key = (path, kind)
+        if key not in self._cache:
+            if kind == "image":
+                series = self.value("series_uid")
+                image = read_image(path, series_uid=str(series)) if series else read_image(path)
+            elif self.resample_masks and check and self._reference is not None:
+                image = read_mask(path, reference=self._reference[1], resample=True)
+            else:
+                image = read_mask(path)
+            self._cache[key] = image
+        image = self._cache[key]
+        if check:
+            if self._reference is None:
+                self._reference = (column, image)
+            elif self._reference[1] is not image:
+                check_geometry(self._reference[1], image, names=(self._reference[0], column))
+        return image
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str | None], *, stage: str) -> None:
+    """Raise :class:`CohortError` naming every column of ``columns`` (``None`` entries ignored) missing from
+    ``frame``, the columns present, and the stage that needs them."""
+    missing = [c for c in columns if c is not None and c not in frame.columns]
+    if missing:
+        present = [c for c in frame.columns if c not in STATUS_COLUMNS]
+        raise CohortError(f"cohort has no column {', '.join(map(repr, missing))} needed by {stage} (columns: "
+                          f"{present}); add it or name another column")
+
+
+def load_cases(cohort: CohortSource, *, stage: str, required: Iterable[str | None] = (),
+               require_image: bool = True) -> pd.DataFrame:
+    """Read ``cohort`` for a batch stage: bad rows are marked in ``error`` (not raised), upstream errors are kept,
+    and the columns in ``required`` must exist (:class:`CohortError` otherwise, before any case runs)."""
+    frame = read_cohort(cohort, errors="mark", check_files=False, require_image=require_image)
+    require_columns(frame, required, stage=stage)
+    return frame
+
+
+def carried_columns(frame: pd.DataFrame, carry: bool | Sequence[str], exclude: Iterable[str] = ()) -> list[str]:
+    """The clinical columns of ``frame`` to copy into a result table (never paths, ``case_id`` or status)."""
+    if carry is False:
+        return []
+    excluded = {"case_id", *STATUS_COLUMNS, *READ_COLUMNS, *path_columns(frame), *exclude}
+    if carry is True:
+        return [c for c in frame.columns if c not in excluded]
+    unknown = [c for c in carry if c not in frame.columns]
+    if unknown:
+        raise CohortError(f"cannot carry {unknown}: not columns of the cohort ({list(frame.columns)})")
+    return [c for c in carry if c not in excluded]
+
+
+def run_batch(frame: pd.DataFrame, measure: Measure, settings: Any, *, stage: str, carry: Sequence[str] = (),
+              jobs: int | None = None, executor: Any = None, progress: bool = False, resample_masks: bool = False,
+              on_case: Callable[[str, list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+    """Run ``measure(settings, case)`` on every row of ``frame`` (from :func:`load_cases`); return all rows in
+    cohort order, each with ``case_id``, the measure's keys, the ``carry`` columns, ``note`` and ``error``.
+
+    ``measure`` and ``settings`` must be picklable when ``jobs > 1`` or an ``executor`` is given (a module-level
+    function and a dataclass). ``on_case(case_id, rows)`` is called in this process as each case finishes.
+    """
+    items = list(enumerate(frame.to_dict("records")))
+    worker = partial(_run_one, measure, settings, tuple(carry), resample_masks)
+    results: dict[int, list[dict[str, Any]]] = {}
+    bar = progress_bar(len(items), enabled=progress, desc=stage)
+    try:
+        for index, rows in map_cases(worker, items, jobs=jobs, executor=executor):
+            results[index] = rows
+            if on_case is not None:
+                on_case(str(items[index][1]["case_id"]), rows)
+            bar.update(1)
+    finally:
+        bar.close()
+    return [row for index in sorted(results) for row in results[index]]
+
+
+def _run_one(measure: Measure, settings: Any, carried: tuple[str, ...], resample_masks: bool,
+             item: tuple[int, dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+    index, row = item
+    case = Case(str(row["case_id"]), row, resample_masks=resample_masks)
+    clinical = {c: row.get(c) for c in carried}
+    if not is_missing(row.get("error")):
+        return index, [{"case_id": case.case_id, **clinical, "note": "", "error": str(row["error"])}]
+    try:
+        rows = measure(settings, case)
+    except Exception as exc:  # a batch never dies for one case: the error becomes data
+        return index, [{"case_id": case.case_id, **clinical, "note": "; ".join(case.notes), "error": describe(exc)}]
+    note = "; ".join(case.notes)
+    return index, [{"case_id": case.case_id, **r, **clinical, "note": _join(note, r.get("note")),
+                    "error": r.get("error") or ""} for r in rows]
+
+
+def _join(*texts: str | None) -> str:
+    return "; ".join(t for t in texts if t)
+
+
+def case_counts(table: pd.DataFrame) -> tuple[int, int]:
+    """``(ok, failed)``: number of distinct cases of a result table without and with an ``error``."""
+    errors = table["error"].fillna("").astype(str) != ""
+    failed = table.loc[errors, "case_id"].unique()
+    return int(table["case_id"].nunique() - len(failed)), int(len(failed))
+
+
+def order_like(table: pd.DataFrame, cohort: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """``table`` sorted into the order of ``cohort``'s ``case_id`` (stable), then by ``extra`` columns."""
+    order = {case_id: i for i, case_id in enumerate(cohort["case_id"])}
+    keyed = table.assign(_order=table["case_id"].map(order))
+    return keyed.sort_values(["_order", *extra], kind="stable").drop(columns="_order").reset_index(drop=True)

@@ -1,0 +1,73 @@
+"""Label arguments: one normaliser for every stage and one parser for every CLI ``--labels``.
+
+A labels argument is ``None`` (every non-zero label present), a label value, a list of values, or a mapping
+``{name: value}``; every stage turns it into ``{label_name: value}`` with :func:`label_map`, so every table names
+its labels the same way (the ``label_name`` column). On the command line ``--labels`` takes ``1,2`` or
+``liver=5,spleen=1`` in every subcommand (:func:`parse_labels`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from radiobio.errors import SettingsError
+
+Labels = int | Sequence[int] | Mapping[str, int] | None
+
+
+def label_map(labels: Labels, what: str = "labels") -> dict[str, int] | None:
+    """Normalise a labels argument to ``{label_name: value}`` (names ``'1'``, ``'2'``... for bare numbers);
+    ``None`` stays ``None``. Values must be positive integers (0 is background) and names unique; raises
+    :class:`SettingsError` otherwise."""
+    if labels is None:
+        return None
+    if isinstance(labels, str):
+        raise SettingsError(f"{what}: {labels!r} is text; give numbers, a list of numbers or {{name: number}}")
+    if isinstance(labels, Mapping):
+        pairs = [(str(k), v) for k, v in labels.items()]
+    elif isinstance(labels, int | np.integer):
+        pairs = [(str(int(labels)), labels)]
+    else:
+        pairs = [(str(v), v) for v in labels]
+    result: dict[str, int] = {}
+    for name, value in pairs:
+        number = _integer(value)
+        if number is None or number <= 0:
+            raise SettingsError(f"{what}: {name!r} -> {value!r} is not a positive integer label (0 is background)")
+        if name in result:
+            raise SettingsError(f"{what}: the name {name!r} is given twice")
+        result[name] = number
+    if len(set(result.values())) != len(result):
+        raise SettingsError(f"{what}: a label value is given twice ({result})")
+    if not result:
+        raise SettingsError(f"{what}: empty; give at least one label or None for all labels present")
+    return result
+
+
+def label_names(labels: Mapping[str, int] | None) -> dict[int, str]:
+    """``{value: label_name}`` of a :func:`label_map` result (empty for ``None``)."""
+    return {value: name for name, value in (labels or {}).items()}
+
+
+def _integer(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return int(value)
+    return None
+
+
+def parse_labels(text: str) -> list[int] | dict[str, int]:
+    """Parse a CLI ``--labels`` value: ``1,2`` into ``[1, 2]``, ``liver=5,spleen=1`` into ``{'liver': 5, ...}``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if parts and all("=" in p for p in parts):
+            return {name.strip(): int(value) for name, value in (p.split("=", 1) for p in parts)}
+        return [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"labels look like 1,2 or name=1,name=2, not {text!r}") from None
