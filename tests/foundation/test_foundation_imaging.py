@@ -38,7 +38,7 @@ def test_folder_with_two_series_says_how_to_choose(tmp_path: Path, hippocampus_d
     for index, folder in enumerate(series_folders[:2]):
         for file in folder.iterdir():
             shutil.copy(file, tmp_path / f"{index}_{file.name}")
-    with pytest.raises(ImageReadError, match="2 DICOM series.*series_uid"):
+    with pytest.raises(ImageReadError, match="(?s)2 DICOM series.*series_uid"):
         read_image(tmp_path)
     from radiobio.imaging import dicom_series
 
@@ -132,7 +132,7 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
     import os
     import stat
 
-    from radiobio.features.store import write_table
+    from radiobio.tables import write_table
 
     umask = os.umask(0o022)
     try:
