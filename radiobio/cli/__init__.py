@@ -1,15 +1,26 @@
-"""``radiobio <stage>``: one subcommand per pipeline stage, named as the API functions.
+"""``radiobio <stage>``: one subcommand per pipeline stage.
 
-Each stage lives in its own module exposing ``register(subparsers)``; modules are imported only to build the parser
-and each defers heavy imports (TensorFlow, PyRadiomics) to the moment its command runs.
+The subcommands are named for the task, not for the Python function behind them: ``extract`` runs
+``radiobio.features.extract_features``, ``train`` ``radiobio.segmentation.train``, ``segment``
+``radiobio.segmentation.segment``, ``models`` ``radiobio.segmentation.list_bundles``, ``evaluate``
+``radiobio.segmentation.evaluate``, ``biomarkers <name>`` the biomarker functions (``nodules`` ->
+``nodule_volumetry``, ``cardiac`` -> ``cardiac_function``, ``hippocampus`` -> ``hippocampal_volume``, ...),
+``survival`` ``radiobio.outcome.cox`` and ``kaplan_meier``, ``signature`` ``radiobio.outcome.nested_cv``,
+``report`` ``radiobio.report.write_report`` (and ``write_results_qc`` for ``--qc``) and ``demo``
+``radiobio.demo.run_demo``.
+
+Each stage lives in its own module ``radiobio.cli.<stage>`` exposing ``register(subparsers)``; modules are imported
+only to build the parser and each defers heavy imports (TensorFlow, PyRadiomics) to the moment its command runs.
+TensorFlow, when a command imports it, starts quietly (:func:`radiobio.quiet.quiet_tensorflow`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
+
+from radiobio.quiet import quiet_tensorflow
 
 #: Subcommand modules, in the order ``--help`` lists them.
 STAGES = ("extract", "train", "segment", "models", "evaluate", "biomarkers", "survival", "signature", "report", "demo")
@@ -23,20 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"radiobio {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="STAGE")
     for stage in STAGES:
-        try:
-            module = importlib.import_module(f"radiobio.cli.{stage}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"radiobio.cli.{stage}":
-                continue
-            raise
+        module = importlib.import_module(f"radiobio.cli.{stage}")  # a missing stage module is an error
         module.register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``radiobio`` console script; returns the exit code (0 ok, 1 some case failed, 2 usage)."""
-    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) hides the command's own output; errors still show
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's start-up chatter (absl, cudart, CPU features, cuInit) would hide the command's own output
+    quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):

@@ -29,5 +29,13 @@ def run(args: argparse.Namespace) -> int:
     if table.empty:
         print("no model bundles found; searched: " + ", ".join(str(p) for p in model_search_path()))
         return 0
-    print(table[["name", "labels", "architecture", "path"]].to_string(index=False))
+    width = max(len(n) for n in table["name"])
+    for row in table.itertuples(index=False):
+        flag = "   [DEMO: synthetic data only]" if row.demo else ""
+        print(f"{row.name:<{width}}  {row.architecture or '?':<8} labels {row.labels or '-'}{flag}")
+        if row.use:
+            print(f"{'':<{width}}  use:  {row.use}")
+        if row.description.startswith("unusable card"):
+            print(f"{'':<{width}}  {row.description}")
+        print(f"{'':<{width}}  path: {row.path}")
     return 0

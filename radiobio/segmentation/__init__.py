@@ -2,12 +2,17 @@
 
 ``build_model(config)`` builds a network, ``train(cohort, config, out_dir)`` writes a model bundle,
 ``segment(cohort, bundle, out_dir)`` adds a mask column, ``evaluate(cohort, pred, ref)`` scores it. Keras (and with
-it TensorFlow / PyTorch / JAX) is imported only when a function that needs it runs.
+it TensorFlow / PyTorch / JAX) is imported only when a function that needs it runs, and TensorFlow then starts
+without its console chatter (:func:`radiobio.quiet.quiet_tensorflow`). ``read_bundle(name)`` checks a bundle and
+its card without importing Keras at all.
 """
 
 from __future__ import annotations
 
 from radiobio._lazy import lazy_exports
+from radiobio.quiet import quiet_tensorflow
+
+quiet_tensorflow()  # cheap: makes the first `import tensorflow` of the process, whoever makes it, quiet
 
 _LAZY = {
     "build_model": "radiobio.segmentation.architectures",
@@ -19,6 +24,7 @@ _LAZY = {
     "summarize": "radiobio.segmentation.metrics",
     "compare_masks": "radiobio.segmentation.metrics",
     "load_bundle": "radiobio.segmentation.bundle",
+    "read_bundle": "radiobio.segmentation.bundle",
     "ModelBundle": "radiobio.segmentation.bundle",
     "find_bundle": "radiobio.segmentation.catalogue",
     "list_bundles": "radiobio.segmentation.catalogue",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Shown when a card does not state its intended use.
+UNSTATED_USE = "not stated in the model card"
+
 
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
@@ -11,6 +14,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _axes(values: Any, unit: str) -> str:
+    """``[1.0, 1.0, 2.5]`` as ``x 1.0, y 1.0, z 2.5 mm``; empty for a missing value."""
+    if not isinstance(values, (list, tuple)) or not values:
+        return ""
+    return ", ".join(f"{axis} {v:g}" if isinstance(v, (int, float)) else f"{axis} {v}"
+                     for axis, v in zip("xyz", values)) + unit
 
 
 def render_card(card: dict[str, Any]) -> str:
@@ -25,6 +36,8 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         card.get("description", "A radiobio segmentation model bundle."),
         "",
+        f"**Intended use:** {card.get('intended_use') or UNSTATED_USE}.",
+        "",
         "## What it segments",
         "",
         "| label | name |",
@@ -35,9 +48,9 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         f"- orientation: images are reoriented to **{card.get('orientation')}** before inference "
         f"(masks come back on the input grid)",
-        f"- target spacing (x, y, z): {card.get('target_spacing')} mm",
+        f"- target spacing: {_axes(card.get('target_spacing'), ' mm') or 'each image keeps its own spacing'}",
         f"- intensity normalisation: {card.get('intensity_normalisation')}",
-        f"- patch size (x, y, z voxels): {card.get('patch_size')}",
+        f"- patch size: {_axes(card.get('patch_size'), ' voxels') or '–'}",
         f"- inference: {card.get('inference')}",
         "",
         "## Architecture",

@@ -63,11 +63,21 @@ def find_bundle(reference: str | os.PathLike) -> Path:
                            f"bundle's folder, or add the folder holding it to {MODEL_PATH_VARIABLE}")
 
 
-def list_bundles() -> pd.DataFrame:
-    """Every bundle on the model search path: ``name``, ``path``, ``labels``, ``architecture``, ``description``.
+#: Columns of :func:`list_bundles`.
+LIST_COLUMNS = ["name", "path", "labels", "architecture", "demo", "use", "description"]
 
-    A name found in several folders is listed once, from the folder that :func:`find_bundle` would use.
+
+def list_bundles() -> pd.DataFrame:
+    """Every bundle on the model search path, one row each: ``name``, ``path``, ``labels`` (``1=anterior, ...``),
+    ``architecture``, ``demo`` (True when the card says it was trained on synthetic data only), ``use`` (the
+    card's intended use) and ``description``. Reads the cards only (no Keras).
+
+    A name found in several folders is listed once, from the folder that :func:`find_bundle` would use. A bundle
+    whose card is unreadable or invalid is listed with the reason in ``description``.
     """
+    from radiobio.segmentation.bundle import check_card, is_synthetic_only
+    from radiobio.segmentation.card import UNSTATED_USE
+
     rows = []
     seen: set[str] = set()
     for root in model_search_path():
@@ -76,18 +86,21 @@ def list_bundles() -> pd.DataFrame:
             if name in seen:
                 continue
             seen.add(name)
+            row = {"name": name, "path": str(card_path.parent), "labels": "", "architecture": "", "demo": False,
+                   "use": "", "description": ""}
             try:
                 card = json.loads(card_path.read_text())
-            except (OSError, ValueError) as exc:
-                rows.append({"name": name, "path": str(card_path.parent), "labels": "", "architecture": "",
-                             "description": f"unreadable card: {exc}"})
+                check_card(card, str(card_path))
+            except (OSError, ValueError, ModelBundleError) as exc:
+                row["description"] = f"unusable card: {exc}"
+                rows.append(row)
                 continue
-            labels = card.get("labels") or {}
-            rows.append({
-                "name": name,
-                "path": str(card_path.parent),
-                "labels": ", ".join(f"{k}={v}" for k, v in labels.items()),
-                "architecture": (card.get("architecture") or {}).get("architecture", ""),
+            row.update({
+                "labels": ", ".join(f"{k}={v}" for k, v in card["labels"].items()),
+                "architecture": card["architecture"].get("architecture", ""),
+                "demo": is_synthetic_only(card),
+                "use": card.get("intended_use") or UNSTATED_USE,
                 "description": card.get("description") or "",
             })
-    return pd.DataFrame(rows, columns=["name", "path", "labels", "architecture", "description"])
+            rows.append(row)
+    return pd.DataFrame(rows, columns=LIST_COLUMNS)

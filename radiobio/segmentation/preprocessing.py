@@ -47,16 +47,23 @@ class PreparedImage:
     original: Grid  # the input image's grid
 
 
-def check_image(image: sitk.Image, config: SegmentationConfig, name: str = "image") -> None:
-    """Raise :class:`GeometryError` when ``image`` cannot feed the model (dimension or channel count)."""
+def check_image(image: sitk.Image, config: SegmentationConfig, name: str = "image", *,
+                model_name: str | None = None) -> None:
+    """Raise :class:`GeometryError` when ``image`` cannot feed the model: a 2D image or a single slice for a 3D
+    model, or another channel count. ``model_name`` names the model in the message."""
     channels = image.GetNumberOfComponentsPerPixel()
+    model = f"model {model_name}" if model_name else "this model"
     if config.dims == 3 and image.GetDimension() != 3:
-        raise GeometryError(f"{name} is {image.GetDimension()}D but this model is a 3D {config.model.architecture}; "
+        raise GeometryError(f"{name} is {image.GetDimension()}D but {model} is a 3D {config.model.architecture}; "
                             f"give it a 3D volume (or use a 2D model for single slices)")
     if image.GetDimension() not in (2, 3):
         raise GeometryError(f"{name} is {image.GetDimension()}D; only 2D and 3D images can be segmented")
+    if config.dims == 3 and min(image.GetSize()) == 1:
+        size = " x ".join(str(s) for s in image.GetSize())
+        raise GeometryError(f"{name}: the image has 1 slice ({size} voxels); {model} is 3D and needs a volume; "
+                            f"give the DICOM folder, not one file")
     if channels != config.model.in_channels:
-        raise GeometryError(f"{name} has {channels} channel(s) per voxel but the model expects "
+        raise GeometryError(f"{name} has {channels} channel(s) per voxel but {model} expects "
                             f"{config.model.in_channels}; give images with {config.model.in_channels} channel(s) "
                             f"(e.g. one MR sequence, not an RGB screenshot)")
 
@@ -128,9 +135,11 @@ def image_array(image: sitk.Image) -> np.ndarray:
     return array
 
 
-def prepare_image(image: sitk.Image, config: SegmentationConfig, name: str = "image") -> PreparedImage:
-    """Reorient, resample and normalise ``image`` for the model; validates dimension and channels first."""
-    check_image(image, config, name)
+def prepare_image(image: sitk.Image, config: SegmentationConfig, name: str = "image", *,
+                  model_name: str | None = None) -> PreparedImage:
+    """Reorient, resample and normalise ``image`` for the model; validates it first (:func:`check_image`: a single
+    slice or a 2D image for a 3D model, the channel count), naming ``model_name`` in the message."""
+    check_image(image, config, name, model_name=model_name)
     original = Grid.of(image)
     moved = resample(reorient(image, config.preprocessing.orientation), config.preprocessing.target_spacing)
     array = normalize_intensity(image_array(moved), config.preprocessing.intensity, in_place=True)
