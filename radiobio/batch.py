@@ -18,6 +18,7 @@ case) and a picklable ``settings`` object; :func:`run_batch` does the rest, the 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,6 +33,7 @@ from radiobio.errors import CohortError, MaskError, describe
 from radiobio.imaging import check_geometry, read_image, read_mask
 from radiobio.parallel import map_cases
 from radiobio.progress import progress_bar
+from radiobio.tables import is_path_column
 
 #: Status columns every batch table ends with.
 STATUS_COLUMNS = ("note", "error")
@@ -135,9 +137,14 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str | None], *, stage
 def load_cases(cohort: CohortSource, *, stage: str, required: Iterable[str | None] = (),
                require_image: bool = True) -> pd.DataFrame:
     """Read ``cohort`` for a batch stage: bad rows are marked in ``error`` (not raised), upstream errors are kept,
-    and the columns in ``required`` must exist (:class:`CohortError` otherwise, before any case runs)."""
+    and the columns in ``required`` must exist (:class:`CohortError` otherwise, before any case runs); a file missing
+    from a required path column marks its row."""
     frame = read_cohort(cohort, errors="mark", check_files=False, require_image=require_image)
     require_columns(frame, required, stage=stage)
+    for column in dict.fromkeys(c for c in required if c is not None and is_path_column(c)):
+        for i, value in frame[column].items():
+            if not frame.at[i, "error"] and not is_missing(value) and not os.path.exists(str(value)):
+                frame.at[i, "error"] = f"CohortError: {column} file not found: {value}"
     return frame
 
 

@@ -63,11 +63,13 @@ class LabelRegion:
 
 
 def extract_case_features(image_path: str, mask_path: str, labels: list[int] | None, params: dict[str, Any],
-                          key: str) -> tuple[dict[int, OrderedDict], dict[int, str], list[int]]:
+                          key: str) -> tuple[dict[int, OrderedDict], dict[int, str], list[int], dict[int, str]]:
     """Compute features of every label of one case.
 
-    Returns ``(features_by_label, errors_by_label, labels)``: features as PyRadiomics names them, errors as readable
-    texts for labels that failed, and the labels processed (all non-zero labels when ``labels`` is None).
+    Returns ``(features_by_label, errors_by_label, labels, notes_by_label)``: features as PyRadiomics names them,
+    errors as readable texts for labels that failed, the labels processed (all non-zero labels when ``labels`` is
+    None), and notes for requested labels absent from this case's mask (no features, no error: a node-negative
+    patient is not a failure).
     Raises a :class:`RadiobioError` subclass when the case as a whole cannot be processed.
     """
     from radiomics import imageoperations
@@ -103,10 +105,11 @@ def extract_case_features(image_path: str, mask_path: str, labels: list[int] | N
         mask = sitk.Cast(mask, sitk.sitkUInt32)  # PyRadiomics' mask type; other paths cast each label's crop
     features: dict[int, OrderedDict] = {}
     errors: dict[int, str] = {}
+    notes: dict[int, str] = {}
     regions: dict[int, LabelRegion] = {}
     for label in labels:
         if label not in present:
-            errors[label] = f"MaskError: label {label} is absent from the mask; labels present: {present}"
+            notes[label] = f"label {label} absent from the mask (labels present: {present})"
             continue
         try:
             region = _prepare_region(image, mask, label, shape_stats, settings, resampling, per_label_filters)
@@ -129,7 +132,7 @@ def extract_case_features(image_path: str, mask_path: str, labels: list[int] | N
             args = {**settings, **custom}
             _compute_filtered(extractor, generator(image, mask, **args), list(regions.values()), features, errors,
                               regions, cropped=False)
-    return {k: v for k, v in features.items() if k not in errors}, errors, list(labels)
+    return {k: v for k, v in features.items() if k not in errors}, errors, list(labels), notes
 
 
 def _check_dimensions(image: sitk.Image, extractor: Any, settings: dict[str, Any]) -> None:

@@ -1,141 +1,142 @@
 """Batch PyRadiomics extraction: cohort table in, feature table out (one row per ``case_id`` × ``label``).
 
-Cases run on a local process pool or any Dask ``Client``; a failing case or label becomes a row with an ``error``;
-with ``out=`` every finished case is written atomically and a re-run resumes where the last one stopped.
+Cases run through :func:`radiobio.batch.run_batch` (this process, a local pool or a Dask ``Client``); a failing case
+or label becomes a row with an ``error``; with ``out=`` every finished case is written atomically and a re-run
+resumes where the last one stopped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from radiobio.cohort import read_cohort
-from radiobio.errors import CohortError, RadiobioError, SettingsError, describe
-from radiobio.features.settings import load_params, params_hash
-from radiobio.tables import PartStore, read_table, write_table
-from radiobio.parallel import map_cases
+from radiobio.batch import Case, load_cases, order_like, run_batch
+from radiobio.errors import CohortError, SettingsError
+from radiobio.features.settings import load_params, params_hash, preset_name
+from radiobio.labels import label_map
+from radiobio.tables import PartStore, check_table_suffix, read_table, write_table
 
-LabelSpec = None | Iterable[int] | Mapping[str, int]
-ID_COLUMNS = ("case_id", "label", "label_name", "error")
+LabelSpec = None | int | Sequence[int] | Mapping[str, int]
+ID_COLUMNS = ("case_id", "label", "label_name", "note", "error")
+#: PyRadiomics feature classes: a feature column is ``<image type>_<class>_<feature>``.
+FEATURE_CLASSES = {"shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"}
 
 
 @dataclass(frozen=True)
-class CaseTask:
-    """The work of one case: paths, labels to extract (None = all present), and the parameters."""
+class ExtractionSettings:
+    """What every case of one extraction shares: the parameters, their hash and the columns to read."""
 
-    case_id: str
-    image: str | None
-    mask: str | None
-    labels: tuple[int, ...] | None
     params: dict[str, Any]
     params_key: str
-    cohort_error: str = ""
+    image_column: str
+    mask_column: str
 
 
-def extract_features(cohort: Any, params: str | os.PathLike | dict[str, Any] = "ct", mask_column: str = "mask",
-                     labels: LabelSpec = None, jobs: int | None = None, executor: Any = None,
-                     out: str | os.PathLike | None = None, progress: bool = True) -> pd.DataFrame:
+def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] = "ct", mask_column: str = "mask",
+                     image_column: str = "image", labels: LabelSpec = None, jobs: int | None = None,
+                     executor: Any = None, out: str | os.PathLike | None = None, progress: bool = False,
+                     resample_masks: bool = False) -> pd.DataFrame:
     """Extract PyRadiomics features for every case and label of a cohort.
 
     ``cohort``: a cohort table or manifest path (see :func:`radiobio.read_cohort`). ``params``: a preset
-    (``"ct"``, ``"mr"``, ``"ibsi"``), a PyRadiomics YAML file, or a dict. ``labels``: ``None`` for every non-zero
-    label of each mask, a list of label values, or ``{name: value}`` (adds a ``label_name`` column); a cohort column
-    ``label`` (PyRadiomics batch files) selects labels per row. ``jobs``: local processes (default: all cores);
-    ``executor``: a Dask ``distributed.Client`` (or any ``concurrent.futures`` executor) instead.
-    ``out``: a ``.parquet`` or ``.csv`` path; finished cases are saved as they complete and skipped when the same
-    command runs again with the same parameters.
+    (``"ct"``, ``"mr"``, ``"ibsi"``, any case), a PyRadiomics YAML file, or a dict. ``labels``: ``None`` for every
+    non-zero label of each mask, a list of label values, or ``{name: value}``; the ``label_name`` column names each
+    label (the number as text without names). A requested label absent from a case's mask gives a row without
+    features and a ``note``, not an error. A cohort column ``label`` (PyRadiomics batch files) selects labels per
+    row. ``jobs``: ``None`` or 1 in this process, N local processes, -1 all cores; ``executor``: a Dask
+    ``distributed.Client`` (or any ``concurrent.futures`` executor) instead. ``out``: a ``.parquet``, ``.csv`` or
+    ``.tsv`` path, checked before the first case; finished cases are saved as they complete and skipped when the
+    same command runs again with the same parameters. ``resample_masks``: a mask on another grid is resampled onto
+    the image (PyRadiomics' ``correctMask``).
 
-    Returns one row per (``case_id``, ``label``): cohort columns, ``label``, ``error`` (empty when the label
-    succeeded) and features named as PyRadiomics names them, in PyRadiomics' units (mm, mm², mm³ for shape).
-    Provenance (parameters, hash, versions) is in ``attrs["provenance"]`` and in the output file's metadata.
+    Returns one row per (``case_id``, ``label``): cohort columns, ``label``, ``label_name``, ``note``, ``error``
+    (``""`` when the label succeeded) and features named as PyRadiomics names them, in PyRadiomics' units (mm, mm²,
+    mm³ for shape). Provenance (parameters, preset, labels, hash, versions) is in ``attrs["provenance"]`` and in the
+    output file's metadata.
     """
-    table = read_cohort(cohort, errors="mark")
-    if mask_column not in table.columns:
-        raise CohortError(f"cohort has no mask column {mask_column!r}; mask columns present: "
-                          f"{[c for c in table.columns if c.startswith('mask')] or 'none'}")
+    out_path = check_table_suffix(out) if out is not None else None
     parameters = load_params(params)
+    if resample_masks:
+        parameters.setdefault("setting", {})["correctMask"] = True
     key = params_hash(parameters)
-    label_values, label_names = _normalise_labels(labels)
-    tasks = _build_tasks(table, mask_column, label_values, parameters, key)
+    wanted = label_map(labels)
+    table = load_cases(cohort, stage="extract", required=(image_column, mask_column))
+    if mask_column not in table.columns:  # pragma: no cover - load_cases raised already
+        raise CohortError(f"cohort has no mask column {mask_column!r}")
+    frame = _case_rows(table, image_column, mask_column, wanted)
+    settings = ExtractionSettings(parameters, key, image_column, mask_column)
 
-    store = PartStore(out, key) if out is not None else None
-    previous = _previous_rows(out, store, key)
-    done = set(previous.loc[previous["error"].fillna("") == "", "case_id"]) if len(previous) else set()
-    todo = [t for t in tasks if t.case_id not in done]
-    todo.sort(key=_image_bytes, reverse=True)  # largest first: workers finish together
+    store = PartStore(out_path, key) if out_path is not None else None
+    previous = _previous_rows(out_path, store, key)
+    done = set(previous.loc[previous["error"] == "", "case_id"]) if len(previous) else set()
+    todo = frame[~frame["case_id"].isin(done)]
+    todo = todo.iloc[np.argsort([-_file_bytes(p) for p in todo[image_column]], kind="stable")]  # largest first
 
-    rows: list[dict[str, Any]] = []
-    bar = _progress_bar(len(todo), progress)
-    for case_id, case_rows in map_cases(run_case, todo, jobs=jobs, executor=executor):
-        if store is not None:
-            store.write(case_id, case_rows)
-        rows.extend(case_rows)
-        bar.update(1)
-    bar.close()
-
-    fresh_ids = {t.case_id for t in todo}
+    rows = run_batch(todo, extract_case, settings, stage="extract", jobs=jobs, executor=executor,
+                     progress=progress, on_case=store.write if store is not None else None)
+    fresh_ids = set(todo["case_id"])
     kept = previous[~previous["case_id"].isin(fresh_ids)] if len(previous) else previous
-    features = _assemble(table, kept, rows, mask_column, label_names)
-    features.attrs["provenance"] = provenance(parameters, key, mask_column)
-    features.attrs["resumed_cases"] = len(tasks) - len(todo)
-    if out is not None:
-        write_table(features, out, features.attrs["provenance"])
+    features = _assemble(table, kept, rows, wanted)
+    features.attrs["provenance"] = provenance(parameters, key, mask_column, preset=preset_name(params),
+                                              labels=wanted, cohort=cohort,
+                                              resumed_cases=len(frame) - len(todo))
+    if out_path is not None:
+        write_table(features, out_path)
         store.clear()
     return features
 
 
 def read_feature_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a feature table written by :func:`extract_features` (provenance restored into ``attrs``)."""
-    return read_table(path)
+    """Read a feature table written by :func:`extract_features` (provenance restored into ``attrs``; ``error`` and
+    ``note`` are ``""`` where empty)."""
+    return read_table(path, what="feature table")
 
 
-def provenance(parameters: dict[str, Any], key: str, mask_column: str) -> dict[str, Any]:
-    """Parameters, their hash and the versions of radiobio, PyRadiomics, SimpleITK and NumPy."""
+def provenance(parameters: dict[str, Any], key: str, mask_column: str, *, preset: str | None = None,
+               labels: Mapping[str, int] | None = None, cohort: Any = None,
+               resumed_cases: int = 0) -> dict[str, Any]:
+    """Parameters, preset, labels, their hash and the versions of radiobio, PyRadiomics, SimpleITK and NumPy."""
     import radiomics
     import SimpleITK as sitk
 
     from radiobio import __version__
+    from radiobio.biomarkers._common import manifest_path
 
-    return {"params": parameters, "params_hash": key, "mask_column": mask_column,
+    return {"stage": "extract", "params": parameters, "preset": preset, "params_hash": key,
+            "labels": dict(labels) if labels else None, "mask_column": mask_column,
+            "cohort": manifest_path(cohort), "resumed_cases": resumed_cases,
             "radiobio": __version__, "pyradiomics": radiomics.__version__, "SimpleITK": sitk.Version_VersionString(),
             "numpy": np.__version__, "pandas": pd.__version__,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def run_case(task: CaseTask) -> tuple[str, list[dict[str, Any]]]:
-    """Extract one case; never raises for bad input: failures come back as rows with an ``error`` text."""
+def extract_case(settings: ExtractionSettings, case: Case) -> list[dict[str, Any]]:
+    """Extract one case (the measure of :func:`extract_features`): one row per label, each with its ``error`` or
+    ``note``; a case that cannot be read at all raises and becomes one error row."""
     from radiobio.features.engine import extract_case_features
 
-    if task.cohort_error:
-        return task.case_id, _error_rows(task, task.cohort_error)
-    if task.mask is None:
-        return task.case_id, _error_rows(task, "CohortError: no mask path for this case; segment it first or give "
-                                               "one in the mask column")
-    try:
-        features, errors, labels = extract_case_features(task.image, task.mask, list(task.labels)
-                                                         if task.labels is not None else None,
-                                                         task.params, task.params_key)
-    except RadiobioError as exc:
-        return task.case_id, _error_rows(task, describe(exc))
-    except Exception as exc:  # an unexpected library failure still must not stop the batch
-        return task.case_id, _error_rows(task, f"{type(exc).__name__}: {exc}")
+    labels = case.row["_labels"]
+    image = case.path(settings.image_column, "image")
+    mask = case.path(settings.mask_column, "mask")
+    features, errors, done, notes = extract_case_features(image, mask, list(labels) if labels else None,
+                                                          settings.params, settings.params_key)
     rows = []
-    for label in labels:
-        row: dict[str, Any] = {"case_id": task.case_id, "label": label, "error": errors.get(label, "")}
+    for label in done:
+        row: dict[str, Any] = {"label": label, "error": errors.get(label, ""), "note": notes.get(label, "")}
         row.update({name: _as_float(value) for name, value in features.get(label, {}).items()})
         rows.append(row)
-    return task.case_id, rows
+    return rows
 
 
-def _image_bytes(task: CaseTask) -> int:
+def _file_bytes(path: Any) -> int:
     try:
-        return os.path.getsize(task.image) if task.image and os.path.isfile(task.image) else 0
+        return os.path.getsize(path) if isinstance(path, str) and os.path.isfile(path) else 0
     except OSError:
         return 0
 
@@ -145,22 +146,6 @@ def _as_float(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
-
-
-def _error_rows(task: CaseTask, message: str) -> list[dict[str, Any]]:
-    labels = task.labels if task.labels is not None else (None,)
-    return [{"case_id": task.case_id, "label": label, "error": message} for label in labels]
-
-
-def _normalise_labels(labels: LabelSpec) -> tuple[tuple[int, ...] | None, dict[int, str]]:
-    if labels is None:
-        return None, {}
-    if isinstance(labels, Mapping):
-        names = {_label_int(v): str(k) for k, v in labels.items()}
-        return tuple(names), names
-    if isinstance(labels, (int, np.integer)):
-        return (_label_int(labels),), {}
-    return tuple(_label_int(v) for v in labels), {}
 
 
 def _label_int(value: Any) -> int:
@@ -173,30 +158,30 @@ def _label_int(value: Any) -> int:
     return int(number)
 
 
-def _build_tasks(table: pd.DataFrame, mask_column: str, labels: tuple[int, ...] | None,
-                 parameters: dict[str, Any], key: str) -> list[CaseTask]:
-    """One task per (case_id, image, mask): rows of a PyRadiomics batch that differ only by ``Label`` are merged,
-    so each image is read once for all its labels."""
+def _case_rows(table: pd.DataFrame, image_column: str, mask_column: str,
+               wanted: Mapping[str, int] | None) -> pd.DataFrame:
+    """One row per (case_id, image, mask) with the labels to extract in ``_labels``: rows of a PyRadiomics batch
+    that differ only by ``label`` are merged, so each image is read once for all its labels."""
     grouped: dict[tuple[str, Any, Any], dict[str, Any]] = {}
-    for _, row in table.iterrows():
-        key_ = (row["case_id"], row["image"], row[mask_column])
-        entry = grouped.setdefault(key_, {"labels": [], "all": False, "error": ""})
-        entry["error"] = entry["error"] or (row.get("error", "") or "")
+    for row in table.to_dict("records"):
+        key = (row["case_id"], row[image_column], row[mask_column])
+        entry = grouped.setdefault(key, {**row, "_labels": [], "_all": False, "error": row.get("error", "")})
         if "label" in table.columns and not pd.isna(row["label"]):
             try:
-                entry["labels"].append(_label_int(row["label"]))
+                entry["_labels"].append(_label_int(row["label"]))
             except SettingsError as exc:
-                entry["error"] = entry["error"] or describe(exc)
+                entry["error"] = entry["error"] or f"SettingsError: {exc}"
         else:
-            entry["all"] = True
-    tasks = []
-    for (case_id, image, mask), entry in grouped.items():
-        row_labels = labels if entry["all"] else tuple(dict.fromkeys(entry["labels"]))
-        tasks.append(CaseTask(case_id, image, mask, row_labels, parameters, key, entry["error"]))
-    return tasks
+            entry["_all"] = True
+    wanted_values = tuple(wanted.values()) if wanted else None
+    records = []
+    for entry in grouped.values():
+        labels = wanted_values if entry.pop("_all") else tuple(dict.fromkeys(entry["_labels"]))
+        records.append({**entry, "_labels": labels})
+    return pd.DataFrame.from_records(records, columns=[*table.columns, "_labels"])
 
 
-def _previous_rows(out: str | os.PathLike | None, store: PartStore | None, key: str) -> pd.DataFrame:
+def _previous_rows(out: os.PathLike | None, store: PartStore | None, key: str) -> pd.DataFrame:
     if out is None or store is None:
         return pd.DataFrame()
     frames = []
@@ -205,7 +190,7 @@ def _previous_rows(out: str | os.PathLike | None, store: PartStore | None, key: 
             finished = read_table(out)
         except Exception:  # an unreadable earlier output is simply recomputed
             finished = pd.DataFrame()
-        if finished.attrs.get("provenance", {}).get("params_hash") == key:
+        if (finished.attrs.get("provenance") or {}).get("params_hash") == key:
             frames.append(finished)
     parts = store.read_all()
     if len(parts):
@@ -214,43 +199,37 @@ def _previous_rows(out: str | os.PathLike | None, store: PartStore | None, key: 
         return pd.DataFrame()
     merged = pd.concat(frames, ignore_index=True)
     merged["case_id"] = merged["case_id"].astype(str)
+    for column in ("error", "note"):
+        merged[column] = merged[column].fillna("").astype(str) if column in merged else ""
     # parts are newer than a finished output: keep the last occurrence of each (case_id, label)
     return merged.drop_duplicates(subset=["case_id", "label"], keep="last")
 
 
-def _assemble(table: pd.DataFrame, previous: pd.DataFrame, rows: list[dict[str, Any]], mask_column: str,
-              label_names: dict[int, str]) -> pd.DataFrame:
+def _assemble(table: pd.DataFrame, previous: pd.DataFrame, rows: list[dict[str, Any]],
+              wanted: Mapping[str, int] | None) -> pd.DataFrame:
     fresh = pd.DataFrame(rows)
     if len(previous):
         keep = [c for c in previous.columns if c in ID_COLUMNS or _is_feature(c)]
         fresh = pd.concat([previous[keep], fresh], ignore_index=True)
-    if fresh.empty:
-        fresh = pd.DataFrame(columns=["case_id", "label", "error"])
+    for column in ("label", "note", "error"):
+        if column not in fresh.columns:
+            fresh[column] = pd.Series(dtype=object)
+    fresh = fresh[[c for c in fresh.columns if c in ID_COLUMNS or _is_feature(c)]]
     fresh["label"] = pd.array(fresh["label"], dtype="Int64")
-    fresh["error"] = fresh["error"].fillna("").astype(str)
-    if label_names:
-        fresh["label_name"] = fresh["label"].map(lambda v: label_names.get(int(v)) if not pd.isna(v) else None)
-    clinical = table.drop(columns=[c for c in ("error", "label") if c in table.columns])
+    for column in ("note", "error"):
+        fresh[column] = fresh[column].fillna("").astype(str)
+    names = {value: name for name, value in (wanted or {}).items()}
+    fresh["label_name"] = [None if pd.isna(v) else names.get(int(v), str(int(v))) for v in fresh["label"]]
+    clinical = table.drop(columns=[c for c in ("error", "note", "label") if c in table.columns])
     clinical = clinical.drop_duplicates(subset="case_id", keep="first")
-    order = {case_id: i for i, case_id in enumerate(table["case_id"])}
-    fresh["_order"] = fresh["case_id"].map(order)
-    fresh = fresh.sort_values(["_order", "label"], kind="stable").drop(columns="_order")
+    fresh = order_like(fresh, table, extra=["label"])
     merged = clinical.merge(fresh, on="case_id", how="right")
-    first = list(clinical.columns) + [c for c in ("label", "label_name", "error") if c in merged.columns]
+    first = [*clinical.columns, "label", "label_name", "note", "error"]
     features = [c for c in merged.columns if c not in first]
     return merged[first + features].reset_index(drop=True)
 
 
-FEATURE_CLASSES = {"shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm"}
-
-
 def _is_feature(column: str) -> bool:
     """True for PyRadiomics feature names: ``<image type>_<feature class>_<feature>``."""
-    parts = column.split("_")
+    parts = str(column).split("_")
     return len(parts) >= 3 and parts[1] in FEATURE_CLASSES
-
-
-def _progress_bar(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not enabled, unit="case", desc="extract")

@@ -30,9 +30,12 @@ def load_params(params: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
         source = "dict"
     else:
         name = str(params)
-        path = PRESET_DIR / f"{name}.yaml" if name in PRESETS else Path(name)
+        preset = preset_name(params)
+        path = PRESET_DIR / f"{preset}.yaml" if preset else Path(name)
         if not path.is_file():
             raise SettingsError(f"unknown parameters {name!r}: not a preset ({', '.join(PRESETS)}) and no such file")
+        if path.is_dir():
+            raise SettingsError(f"parameters {name!r} is a folder; give a PyRadiomics YAML file or a preset")
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
@@ -44,7 +47,37 @@ def load_params(params: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise SettingsError(f"{source}: unknown section(s) {sorted(unknown)}; allowed: {', '.join(SECTIONS)}")
     _validate_with_pyradiomics(loaded, source)
+    _refuse_quoted_numbers(loaded, source)
     return loaded
+
+
+def preset_name(params: Any) -> str | None:
+    """The preset ``params`` names (``"ct"``, ``"mr"``, ``"ibsi"``; any case), or ``None`` for a file or dict."""
+    if isinstance(params, str) and params.lower() in PRESETS and not Path(params).is_file():
+        return params.lower()
+    return None
+
+
+def _refuse_quoted_numbers(params: dict[str, Any], source: str, where: str = "") -> None:
+    """PyRadiomics' schema lets ``binWidth: "5"`` through, and every case then fails deep inside NumPy; no
+    PyRadiomics setting takes a number written as text, so refuse it here."""
+    for key, value in params.items():
+        path = f"{where}.{key}" if where else str(key)
+        if isinstance(value, dict):
+            _refuse_quoted_numbers(value, source, path)
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, str) and _is_number(item):
+                raise SettingsError(f"{source}: {path} = {item!r} is a number written as text; write it without "
+                                    f"quotes ({path.rsplit('.', 1)[-1]}: {item})")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _validate_with_pyradiomics(params: dict[str, Any], source: str) -> None:

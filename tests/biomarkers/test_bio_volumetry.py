@@ -95,7 +95,7 @@ def test_bad_cases_become_error_rows_and_the_rest_completes(phantom_cohort: pd.D
     assert errors["empty"].startswith("MaskError") and "empty" in errors["empty"]
     assert errors["grid"].startswith("GeometryError") and "spacing differs" in errors["grid"]
     assert errors["flat"].startswith("GeometryError") and "2D" in errors["flat"]
-    assert errors["missing"].startswith("ImageReadError")
+    assert errors["missing"].startswith("CohortError: mask file not found")
     assert table["case_id"].drop_duplicates().tolist() == ["ok", "empty", "grid", "flat", "missing"]
     assert table.loc[table["case_id"] == "grid", "age"].iloc[0] == 62  # clinical columns carried on error rows
     assert table.loc[table["case_id"] == "ok", "volume_ml"].notna().all()

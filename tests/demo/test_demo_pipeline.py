@@ -13,7 +13,7 @@ from radiobio.features import read_feature_table
 
 
 def run_demo(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "radiobio.cli", "demo", "--no-progress", *args],
+    return subprocess.run([sys.executable, "-m", "radiobio.cli", "demo", "--quiet", *args],
                           capture_output=True, text=True, timeout=600)
 
 

@@ -27,7 +27,7 @@ def test_extract_pyradiomics_batch_with_a_failing_case(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     out = tmp_path / "features.csv"
     result = run_cli("extract", str(tmp_path / "batch.csv"), "-p", str(tmp_path / "params.yaml"), "-o", str(out),
-                     "-j", "1", "--no-progress")
+                     "-j", "1", "--quiet")
     assert result.returncode == 1, result.stderr
     assert "2 cases ok, 1 failed" in result.stdout
     assert "c" in result.stderr and "mask file not found" in result.stderr
@@ -41,11 +41,11 @@ def test_extract_all_ok_exits_zero_and_help_has_example(tmp_path: Path) -> None:
     write_cohort([sphere_phantom(size=(24, 24, 24))], tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     result = run_cli("extract", str(tmp_path / "cohort.csv"), "-p", str(tmp_path / "params.yaml"),
-                     "-o", str(tmp_path / "f.parquet"), "-j", "1", "--no-progress")
+                     "-o", str(tmp_path / "f.parquet"), "-j", "1", "--quiet")
     assert result.returncode == 0, result.stderr
     assert "1 cases ok, 0 failed" in result.stdout
     help_text = run_cli("extract", "--help").stdout
-    assert "example:" in help_text and "radiobio extract" in help_text
+    assert "examples:" in help_text and "radiobio extract" in help_text
     assert run_cli("--version").stdout.startswith("radiobio ")
     assert run_cli("extract", "nope.csv", "-o", str(tmp_path / "x.csv")).returncode == 2
 
@@ -53,7 +53,7 @@ def test_extract_all_ok_exits_zero_and_help_has_example(tmp_path: Path) -> None:
 def test_extract_never_imports_tensorflow(tmp_path: Path) -> None:
     write_cohort([sphere_phantom(size=(20, 20, 20))], tmp_path)
     code = ("import sys, radiobio.cli as c; c.main(['extract', sys.argv[1], '-p', sys.argv[2], '-o', sys.argv[3], "
-            "'-j', '1', '--no-progress']); assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+            "'-j', '1', '--quiet']); assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cohort.csv"), str(tmp_path / "params.yaml"),
                              str(tmp_path / "f.parquet")], capture_output=True, text=True, timeout=300)
@@ -67,7 +67,7 @@ def test_extract_on_a_dask_scheduler_address(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         result = run_cli("extract", str(tmp_path / "cohort.csv"), "-p", str(tmp_path / "params.yaml"),
-                         "-o", str(tmp_path / "f.parquet"), "--scheduler", cluster.scheduler_address, "--no-progress")
+                         "-o", str(tmp_path / "f.parquet"), "--scheduler", cluster.scheduler_address, "--quiet")
     assert result.returncode == 0, result.stderr
     assert "3 cases ok, 0 failed" in result.stdout
     volumes = read_feature_table(tmp_path / "f.parquet")["original_shape_VoxelVolume"].tolist()

@@ -51,7 +51,7 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     assert not out.exists()
 
     resumed = extract_features(manifest, params=PARAMS, out=out, jobs=1, progress=False)
-    assert resumed.attrs["resumed_cases"] == finished_before
+    assert resumed.attrs["provenance"]["resumed_cases"] == finished_before
     assert len(resumed) == 24
     assert not resumed.duplicated(["case_id", "label"]).any()
     assert (resumed["error"] == "").all()
@@ -61,7 +61,7 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(resumed[["case_id", "label"] + features], clean[["case_id", "label"] + features])
 
     again = extract_features(manifest, params=PARAMS, out=out, jobs=1, progress=False)
-    assert again.attrs["resumed_cases"] == 12
+    assert again.attrs["provenance"]["resumed_cases"] == 12
     changed = dict(PARAMS, setting={"binWidth": 20})
     recomputed = extract_features(manifest, params=changed, out=out, jobs=1, progress=False)
-    assert recomputed.attrs["resumed_cases"] == 0
+    assert recomputed.attrs["provenance"]["resumed_cases"] == 0
