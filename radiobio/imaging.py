@@ -30,7 +30,7 @@ INTEGER_PIXEL_TYPES = {
 }
 
 #: Index-axis names used in messages (ITK order: x, y, z).
-AXIS_NAMES = "xyzt"
+_AXIS_NAMES = "xyzt"
 
 #: File suffixes that are never DICOM (no DICOM-series check for them).
 _NON_DICOM_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".hdr", ".img", ".img.gz", ".tif",
@@ -231,6 +231,8 @@ def read_image(path: PathLike, *, series_uid: str | None = None) -> sitk.Image:
                                      f"is a file; give the series' folder (or leave series_uid empty)")
             if path.name.lower().endswith((".nii", ".nii.gz")):
                 nifti_version = check_nifti_header(path)
+            elif path.name.lower().endswith(".hdr"):  # NIfTI-1 / Analyze pair: the header lies beside the data
+                nifti_version = check_nifti_header(path, check_size=False)
             else:
                 _check_lone_dicom_slice(path)
             image = sitk.ReadImage(str(path))
@@ -259,13 +261,14 @@ def _clean_series_uid(series_uid: object) -> str | None:
     return text or None
 
 
-def check_nifti_header(path: PathLike) -> int | None:
-    """Check a NIfTI-1 or NIfTI-2 file's raw header (``.nii`` or ``.nii.gz``) before ITK reads it; return the
-    NIfTI version (1 or 2), or None when the file is not NIfTI-1/2 (left to ITK).
+def check_nifti_header(path: PathLike, *, check_size: bool = True) -> int | None:
+    """Check a NIfTI-1 or NIfTI-2 file's raw header (``.nii``, ``.nii.gz``, or the ``.hdr`` of a pair) before ITK
+    reads it; return the NIfTI version (1 or 2; an Analyze 7.5 ``.hdr`` counts as 1), or None when the file is not
+    NIfTI-1/2 (left to ITK).
 
     Raises :class:`GeometryError` when a voxel spacing ``pixdim[1..3]`` (mm) is zero, NaN or infinite (ITK reads it
     as 1 mm without a word), and :class:`ImageReadError` when the header or the voxel data are truncated (ITK fills
-    missing voxels with zeros).
+    missing voxels with zeros; ``check_size=False`` skips this, for a ``.hdr`` whose voxels lie in the ``.img``).
     """
     import gzip
     import struct
@@ -313,6 +316,8 @@ def check_nifti_header(path: PathLike) -> int | None:
                             f"every spacing must be a finite number > 0 (ITK would silently read a zero or NaN as "
                             f"1 mm). Fix the header with the true spacing, e.g. image = sitk.ReadImage(path); "
                             f"image.SetSpacing((sx, sy, sz)); sitk.WriteImage(image, path)")
+    if not check_size:
+        return version
     voxels = int(np.prod([max(1, d) for d in dims[1:1 + rank]], dtype=np.int64))
     expected = max(vox_offset, minimum_offset) + voxels * bitpix // 8
     if not compressed:
@@ -462,18 +467,18 @@ def _physical_box(image: sitk.Image) -> np.ndarray:
 
 def _describe_axis_map(axes: tuple[int, ...], flipped: tuple[bool, ...], names: tuple[str, str]) -> str:
     a, b = names
-    flips = [AXIS_NAMES[axes[j]] for j in range(len(axes)) if flipped[j]]
+    flips = [_AXIS_NAMES[axes[j]] for j in range(len(axes)) if flipped[j]]
     parts = []
     if list(axes) != sorted(axes):
-        parts.append(f"axes permuted ({b} axes {', '.join(AXIS_NAMES[j] for j in range(len(axes)))} lie along "
-                     f"{a} axes {', '.join(AXIS_NAMES[i] for i in axes)})")
+        parts.append(f"axes permuted ({b} axes {', '.join(_AXIS_NAMES[j] for j in range(len(axes)))} lie along "
+                     f"{a} axes {', '.join(_AXIS_NAMES[i] for i in axes)})")
     if flips:
         parts.append(f"axis flipped ({', '.join(flips)})" if len(flips) == 1 else
                      f"axes flipped ({', '.join(flips)})")
     return ", ".join(parts) if parts else "the same voxels"
 
 
-RESAMPLE_HINT = ("resample_masks=True in Python, --resample-masks in the CLI (or read_mask(path, reference=image, "
+_RESAMPLE_HINT = ("resample_masks=True in Python, --resample-masks in the CLI (or read_mask(path, reference=image, "
                  "resample=True))")
 
 
@@ -527,15 +532,15 @@ def check_geometry(image: sitk.Image, mask: sitk.Image, *, tolerance: float = 1e
     if mapping is not None:
         how = _describe_axis_map(*mapping, names)
         raise GeometryError(f"{text}; same physical extent, {how}: resample the mask onto the image with "
-                            f"{RESAMPLE_HINT}; for a flip or permutation this resampling is lossless (every voxel "
+                            f"{_RESAMPLE_HINT}; for a flip or permutation this resampling is lossless (every voxel "
                             f"moves onto exactly one voxel)")
     box_a, box_b = _physical_box(image), _physical_box(mask)
     scale = max(max(image.GetSpacing()), max(mask.GetSpacing()))
     if np.allclose(box_a, box_b, rtol=0, atol=0.05 * scale):
-        raise GeometryError(f"{text}; same physical extent on another voxel grid: {RESAMPLE_HINT} resamples the "
+        raise GeometryError(f"{text}; same physical extent on another voxel grid: {_RESAMPLE_HINT} resamples the "
                             f"mask onto the image with nearest neighbour (approximate: check the volumes after)")
     raise GeometryError(f"{text}; the grids cover different regions: check that the {b} belongs to this {a}; if it "
-                        f"was drawn on another grid of the same scan, {RESAMPLE_HINT} resamples it with nearest "
+                        f"was drawn on another grid of the same scan, {_RESAMPLE_HINT} resamples it with nearest "
                         f"neighbour")
 
 

@@ -66,6 +66,18 @@ def test_valid_nifti_header_passes_and_spacing_is_kept(tmp_path: Path) -> None:
     np.testing.assert_allclose(read_image(path).GetSpacing(), (0.5, 0.7, 2.0), rtol=1e-6)
 
 
+def test_nifti_pair_header_is_checked(tmp_path: Path) -> None:
+    image = sitk.GetImageFromArray(np.arange(120, dtype=np.int16).reshape(4, 5, 6))
+    image.SetSpacing((0.5, 0.7, 2.0))
+    sitk.WriteImage(image, str(tmp_path / "pair.hdr"))  # pair.hdr + pair.img
+    np.testing.assert_allclose(read_image(tmp_path / "pair.hdr").GetSpacing(), (0.5, 0.7, 2.0), rtol=1e-6)
+    raw = bytearray((tmp_path / "pair.hdr").read_bytes())
+    raw[84:88] = struct.pack("<f", 0.0)  # pixdim[2]
+    (tmp_path / "pair.hdr").write_bytes(bytes(raw))
+    with pytest.raises(GeometryError, match=r"pair\.hdr.*\(0\.5, 0\.0, 2\.0\) mm"):
+        read_image(tmp_path / "pair.hdr")
+
+
 def _nifti2(path: Path, data: np.ndarray, spacing: tuple[float, float, float]) -> Path:
     """A NIfTI-2 single file (540-byte header, int16 voxels) written field by field from the NIfTI-2 layout."""
     nx, ny, nz = data.shape[::-1]
