@@ -3,12 +3,14 @@
     from radiobio import report
     report.overlay(image, mask, slice=0, window="soft_tissue", path="qc.png")   # contours per label
     report.write_qc(cohort, "results/qc", mask_column="mask")                  # per-case PNGs + montage
-    report.html("results")                                                     # results/report.html
+    report.write_results_qc("results")                                         # QC of a results folder
+    report.write_report("results")                                             # results/report.html
 
 The layout of a results folder is described in :mod:`radiobio.report.results`.
 """
 
-from radiobio.report.html import ReportError, collect_failures, html
+from radiobio.errors import ReportError
+from radiobio.report.html import collect_failures, write_report
 from radiobio.report.overlays import (
     CT_WINDOWS,
     DEFAULT_COLOURS,
@@ -20,9 +22,10 @@ from radiobio.report.overlays import (
     overlay_array,
     window_limits,
 )
-from radiobio.report.qc import write_qc
-from radiobio.report.results import package_versions, write_survival, write_versions
+from radiobio.report.qc import case_file_stem, parse_label_names, write_qc, write_results_qc
+from radiobio.report.results import package_versions, result_tables, write_survival, write_versions
 
-__all__ = ["CT_WINDOWS", "DEFAULT_COLOURS", "L3_COLOURS", "ReportError", "apply_window", "collect_failures",
-           "extract_slice", "html", "montage", "overlay", "overlay_array", "package_versions", "window_limits",
-           "write_qc", "write_survival", "write_versions"]
+__all__ = ["CT_WINDOWS", "DEFAULT_COLOURS", "L3_COLOURS", "ReportError", "apply_window", "case_file_stem",
+           "collect_failures", "extract_slice", "montage", "overlay", "overlay_array", "package_versions",
+           "parse_label_names", "result_tables", "window_limits", "write_qc", "write_report", "write_results_qc",
+           "write_survival", "write_versions"]

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from radiobio.errors import GeometryError, MaskError, SettingsError
-from radiobio.imaging import check_geometry, read_image, read_mask
+from radiobio.atomic import atomic_path
+from radiobio.errors import GeometryError, SettingsError
+from radiobio.imaging import as_label_map, check_geometry, read_image, read_mask
 
 #: CT window presets, (width, level) in HU.
 CT_WINDOWS: dict[str, tuple[float, float]] = {
@@ -35,6 +36,10 @@ DEFAULT_COLOURS = ("#ff0000", "#ffff00", "#00ffff", "#00ff00", "#ff00ff", "#ff80
 L3_COLOURS = {1: "#ff0000", 2: "#00ffff", 3: "#ffff00", 4: "#00ff00"}
 #: Names of the views and the physical (LPS) axis each one looks along.
 VIEWS = {"axial": 2, "coronal": 1, "sagittal": 0}
+#: Default size of a QC picture: its long side has at least this many pixels (small crops are upscaled) ...
+MIN_LONG_SIDE = 512
+#: ... and at most this many (large slices are downscaled).
+MAX_LONG_SIDE = 1024
 
 ImageSource = sitk.Image | str | os.PathLike
 Window = str | tuple[float, float]
@@ -93,6 +98,20 @@ def window_limits(values: np.ndarray, window: Window = "auto") -> tuple[float, f
     return level - width / 2.0, level + width / 2.0
 
 
+def check_window(window: Window) -> Window:
+    """Return ``window`` if :func:`window_limits` accepts it, else raise :class:`SettingsError` (checked before any
+    case is drawn)."""
+    window_limits(np.array([0.0, 1.0]), window)
+    return window
+
+
+def check_view(view: str) -> str:
+    """Return ``view`` if it is one of :data:`VIEWS`, else raise :class:`SettingsError`."""
+    if view not in VIEWS:
+        raise SettingsError(f"view must be one of {', '.join(VIEWS)}, not {view!r}")
+    return view
+
+
 def apply_window(values: np.ndarray, low: float, high: float) -> np.ndarray:
     """Map intensities linearly from ``low``…``high`` to 0…1, clipping outside (grey level as a float array)."""
     scaled = (np.asarray(values, dtype=np.float64) - low) / (high - low)
@@ -108,10 +127,9 @@ def extract_slice(image: ImageSource, mask: ImageSource, slice: int | None = Non
     ``None`` picks the slice with the most labelled voxels (the middle one when the mask is empty). ``view`` is
     ``"axial"``, ``"coronal"`` or ``"sagittal"``; 2D images have a single view.
     """
+    check_view(view)
     image, mask = _as_image(image, "image"), _as_mask(mask)
     check_geometry(image, mask, names=("image", "mask"))
-    if view not in VIEWS:
-        raise SettingsError(f"view must be one of {sorted(VIEWS)}, not {view!r}")
     pixels = sitk.GetArrayFromImage(image).astype(np.float64)
     labels = sitk.GetArrayFromImage(mask)
     spacing = image.GetSpacing()
@@ -165,21 +183,35 @@ def _orient_2d(pixels: np.ndarray, labels: np.ndarray, direction: tuple[float, .
                    None)
 
 
-def output_shape(cut: Slice2D, height: int | None = None) -> tuple[int, int]:
-    """(rows, columns) of the picture: square millimetre pixels, ``height`` rows (default: the slice at its finest
-    spacing, at least 256 and at most 1024 rows)."""
-    height_mm, width_mm = cut.extent_mm
+def check_height(height: int | None) -> int | None:
+    """Return ``height`` (picture rows) if it is None or a whole number of at least 8, else raise
+    :class:`SettingsError`."""
     if height is None:
-        natural = height_mm / min(cut.spacing)
-        height = int(round(min(max(natural, 256), 1024)))
-    if height < 8:
-        raise SettingsError(f"height must be at least 8 pixels, not {height}")
+        return None
+    if isinstance(height, bool) or not isinstance(height, int | np.integer) or height < 8:
+        raise SettingsError(f"height must be a whole number of at least 8 pixels, not {height!r}")
+    return int(height)
+
+
+def output_shape(cut: Slice2D, height: int | None = None) -> tuple[int, int]:
+    """(rows, columns) of the picture: square millimetre pixels, ``height`` rows. By default the slice at its finest
+    spacing, scaled so that its long side has :data:`MIN_LONG_SIDE` (512) to :data:`MAX_LONG_SIDE` (1024) pixels:
+    a 35 × 51 voxel crop becomes 351 × 512 pixels, a 512 × 512 CT slice stays 512 × 512."""
+    height_mm, width_mm = cut.extent_mm
+    height = check_height(height)
+    if height is None:
+        natural = max(height_mm, width_mm) / min(cut.spacing)  # long side at the finest spacing
+        long_side = int(round(min(max(natural, MIN_LONG_SIDE), MAX_LONG_SIDE)))
+        if width_mm > height_mm:
+            return max(8, int(round(long_side * height_mm / width_mm))), long_side
+        height = long_side
     return int(height), max(1, int(round(height * width_mm / height_mm)))
 
 
 def resample_slice(cut: Slice2D, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Resample a slice onto a ``shape`` (rows, columns) grid covering the same extent: the image linearly, the mask
-    by nearest neighbour. Returns (image, mask) arrays."""
+    """Resample a slice onto a ``shape`` (rows, columns) grid covering the same extent: the mask by nearest
+    neighbour; the image by nearest neighbour too when it is enlarged (each voxel stays a visible square, as a
+    reader checks a contour voxel by voxel), linearly when it is reduced. Returns (image, mask) arrays."""
     rows, columns = shape
     height_mm, width_mm = cut.extent_mm
     new_spacing = (width_mm / columns, height_mm / rows)  # ITK order: x (columns), y (rows)
@@ -193,7 +225,8 @@ def resample_slice(cut: Slice2D, shape: tuple[int, int]) -> tuple[np.ndarray, np
                             (1.0, 0.0, 0.0, 1.0), 0, image.GetPixelID())
         return sitk.GetArrayFromImage(out)
 
-    return (resample(cut.image.astype(np.float32), sitk.sitkLinear),
+    enlarged = new_spacing[0] < old_spacing[0] and new_spacing[1] < old_spacing[1]
+    return (resample(cut.image.astype(np.float32), sitk.sitkNearestNeighbor if enlarged else sitk.sitkLinear),
             resample(cut.mask.astype(np.uint32), sitk.sitkNearestNeighbor))
 
 
@@ -265,48 +298,64 @@ def overlay(image: ImageSource, mask: ImageSource, slice: int | None = None,
             fill: float = 0.0) -> Any:
     """QC figure of a mask on its image: contours per label, windowed, physical aspect ratio; saved when ``path``.
 
-    Returns a matplotlib ``Figure`` exactly ``height`` × width pixels at its dpi (the picture of
-    :func:`overlay_array` filling the canvas, extent in mm), with ``title`` (default: the slice index) in the
-    top-left corner and a legend of ``label_names`` ({label: name}) for the labels present.
+    Returns a matplotlib ``Figure``: the picture of :func:`overlay_array` at one figure pixel per picture pixel (its
+    axes in mm), above a black band that holds ``title`` (default: the view and slice index) and a legend of
+    ``label_names`` ({label: name}) for the labels present, so neither covers the anatomy.
     """
     cut = extract_slice(image, mask, slice, view)
     rgb = render(cut, window, colours, height, thickness, fill)
     present = [int(v) for v in np.unique(cut.mask) if v != 0]
-    heading = title if title is not None else (f"{view} slice {cut.index}" if cut.index is not None else "")
+    heading = title if title is not None else slice_title(view, cut.index)
     figure = picture_figure(rgb, cut.extent_mm, heading, legend_entries(present, colours, label_names))
     if path is not None:
         save_figure(figure, path)
     return figure
 
 
+def slice_title(view: str, index: int | None) -> str:
+    """``"axial slice 14"`` (or ``""`` for a 2D image, which has no slice index)."""
+    return f"{view} slice {index}" if index is not None else ""
+
+
 def picture_figure(rgb: np.ndarray, extent_mm: tuple[float, float], title: str = "",
                    legend: Sequence[tuple[str, tuple[int, int, int]]] = (), dpi: int = 100) -> Any:
-    """A Figure whose canvas is exactly the picture (one figure pixel per picture pixel at ``dpi``), axes in mm."""
+    """A Figure of the picture at one figure pixel per picture pixel (``dpi``), axes in mm, with the title and the
+    legend in a black band below it (no band when both are empty)."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     rows, columns = rgb.shape[:2]
-    figure = Figure(figsize=(columns / dpi, rows / dpi), dpi=dpi)
-    ax = figure.add_axes((0.0, 0.0, 1.0, 1.0))
+    font = max(7.0, min(12.0, columns / 45))
+    line = font * 1.7 * dpi / 72.0  # pixels per text line
+    font_px = font * dpi / 72.0
+    entry = max((2.8 + 0.62 * len(name)) * font_px for name, _ in legend) if legend else 1.0  # patch + text
+    per_row = max(1, int((columns - 8) // entry))
+    legend_rows = math.ceil(len(legend) / per_row) if legend else 0
+    band = int(math.ceil(line * ((1 if title else 0) + legend_rows) + (6 if title or legend else 0)))
+    total = rows + band
+    figure = Figure(figsize=(columns / dpi, total / dpi), dpi=dpi, facecolor="black")
+    ax = figure.add_axes((0.0, band / total, 1.0, rows / total))
     height_mm, width_mm = extent_mm
     ax.imshow(rgb, extent=(0.0, width_mm, height_mm, 0.0), interpolation="nearest", aspect="equal")
     ax.set_axis_off()
-    font = max(6.0, min(12.0, rows / 45))
     if title:
-        ax.text(0.01, 0.99, title, transform=ax.transAxes, ha="left", va="top", color="white", fontsize=font,
-                bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none", "pad": 2})
+        figure.text(4 / columns, 1 - (rows + 3) / total, title, ha="left", va="top", color="white",
+                    fontsize=font)
     if legend:
         handles = [Patch(facecolor=np.array(c) / 255.0, edgecolor="none", label=name) for name, c in legend]
-        ax.legend(handles=handles, loc="lower right", fontsize=font * 0.85, framealpha=0.6, facecolor="black",
-                  labelcolor="white", edgecolor="none")
+        top = (band - (line if title else 0) - 3) / total
+        figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, top), ncol=per_row, fontsize=font,
+                      frameon=False, labelcolor="white", borderaxespad=0.2, handlelength=1.2, columnspacing=1.0,
+                      handletextpad=0.4, borderpad=0.2)
     return figure
 
 
 def save_figure(figure: Any, path: str | os.PathLike) -> Path:
-    """Save a Figure as it is (no tight bounding box, so the picture keeps its size and aspect); returns the path."""
+    """Save a Figure as PNG as it is (no tight bounding box, so the picture keeps its size and aspect), atomically;
+    returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=figure.dpi)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=figure.dpi, format="png", facecolor=figure.get_facecolor())
     return path
 
 
@@ -326,39 +375,41 @@ def _as_image(source: ImageSource, name: str) -> sitk.Image:
 
 def _as_mask(source: ImageSource) -> sitk.Image:
     if isinstance(source, sitk.Image):
-        if source.GetNumberOfComponentsPerPixel() != 1:
-            raise MaskError("the mask has several components per pixel; a label map has one")
-        if source.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
-            values = sitk.GetArrayViewFromImage(source)
-            if not np.array_equal(values, np.round(values)):
-                raise MaskError("the mask holds non-integer values (probabilities?); threshold it into a label map")
-            return sitk.Cast(source, sitk.sitkUInt32)
-        return source
+        return as_label_map(source)
     return read_mask(source)
 
 
 def montage(tiles: Mapping[str, np.ndarray], path: str | os.PathLike | None = None, columns: int = 4,
-            tile_height: int = 256, dpi: int = 100) -> Any:
-    """A grid of QC pictures ({caption: RGB array}), each scaled to ``tile_height`` pixels keeping its aspect, with
-    its caption above; saved when ``path``. Returns a matplotlib Figure."""
+            tile_height: int = 256, captions: bool = True, dpi: int = 100) -> Any:
+    """A grid of QC pictures ({caption: RGB array}), ``columns`` per row, each scaled to ``tile_height`` pixels
+    keeping its aspect, side by side at its own width (no padding bars), with its caption above when ``captions``;
+    saved when ``path``. Returns a matplotlib Figure."""
     from matplotlib.figure import Figure
 
     if not tiles:
         raise SettingsError("montage needs at least one picture")
+    if tile_height < 8:
+        raise SettingsError(f"tile_height must be at least 8 pixels, not {tile_height}")
     columns = max(1, min(columns, len(tiles)))
-    rows = math.ceil(len(tiles) / columns)
-    widest = max(tile.shape[1] / tile.shape[0] for tile in tiles.values())
-    caption = 18
-    cell_w, cell_h = tile_height * widest + 8, tile_height + caption + 8
-    figure = Figure(figsize=(columns * cell_w / dpi, rows * cell_h / dpi), dpi=dpi, facecolor="black")
-    for i, (name, tile) in enumerate(tiles.items()):
-        r, c = divmod(i, columns)
-        left = (c * cell_w + 4) / (columns * cell_w)
-        bottom = 1.0 - ((r + 1) * cell_h - 4) / (rows * cell_h)
-        ax = figure.add_axes((left, bottom, (cell_w - 8) / (columns * cell_w), tile_height / (rows * cell_h)))
-        ax.imshow(tile, interpolation="antialiased", aspect="equal")
-        ax.set_axis_off()
-        ax.set_title(name, color="white", fontsize=9, pad=3)
+    gap, caption = 6, (18 if captions else 0)
+    items = list(tiles.items())
+    widths = [max(1, int(round(tile_height * tile.shape[1] / tile.shape[0]))) for _, tile in items]
+    rows = [list(range(i, min(i + columns, len(items)))) for i in range(0, len(items), columns)]
+    total_w = max(sum(widths[i] for i in row) + gap * (len(row) + 1) for row in rows)
+    cell_h = tile_height + caption + gap
+    total_h = len(rows) * cell_h + gap
+    figure = Figure(figsize=(total_w / dpi, total_h / dpi), dpi=dpi, facecolor="#202020")
+    for r, row in enumerate(rows):
+        left = gap
+        for i in row:
+            name, tile = items[i]
+            bottom = total_h - (r + 1) * cell_h
+            ax = figure.add_axes((left / total_w, bottom / total_h, widths[i] / total_w, tile_height / total_h))
+            ax.imshow(tile, interpolation="antialiased", aspect="auto")
+            ax.set_axis_off()
+            if captions:
+                ax.set_title(name, color="white", fontsize=9, pad=3)
+            left += widths[i] + gap
     if path is not None:
         save_figure(figure, path)
     return figure

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from radiobio.cli import main
-from radiobio.report import ReportError, collect_failures, html
+from radiobio.report import ReportError, collect_failures, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -49,7 +49,7 @@ def render(page: Path, screenshot: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def report(results_dir: Path) -> tuple[Path, str]:
-    path = html(results_dir, results_dir / "report.html", title="L3 test cohort")
+    path = write_report(results_dir, results_dir / "report.html", title="L3 test cohort")
     return path, path.read_text(encoding="utf-8")
 
 
@@ -120,7 +120,7 @@ def test_missing_survival_leaves_its_section_out_with_a_note(fresh_results: Path
     cohort = pd.read_csv(fresh_results / "cohort.csv").drop(columns=["os_days", "os_event"])
     cohort.to_csv(fresh_results / "cohort.csv", index=False)
     shutil.rmtree(fresh_results / "models")
-    page = html(fresh_results).read_text()
+    page = write_report(fresh_results).read_text()
     assert '<section id="survival"' not in page and '<section id="models"' not in page
     assert "No survival section" in page and "No models section" in page
     assert '<section id="biomarkers"' in page
@@ -128,10 +128,10 @@ def test_missing_survival_leaves_its_section_out_with_a_note(fresh_results: Path
 
 def test_results_without_anything_to_report_raise(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="does not exist"):
-        html(tmp_path / "nowhere")
+        write_report(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ReportError, match="none of the results"):
-        html(tmp_path / "empty")
+        write_report(tmp_path / "empty")
 
 
 def test_cli_exit_codes(results_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -162,7 +162,7 @@ def test_linked_report_is_small_links_every_picture_and_renders(results_dir: Pat
     """``embed_images=False`` with the page in another folder: every <img> resolves, relative to the page, to the
     results' own file; the gallery lists every drawn case; Chromium loads and draws them."""
     _, embedded_page = report
-    out = html(results_dir, tmp_path / "pages" / "linked report.html", embed_images=False)
+    out = write_report(results_dir, tmp_path / "pages" / "linked report.html", embed_images=False)
     page = out.read_text(encoding="utf-8")
     assert "data:image" not in page and len(page) < len(embedded_page) / 3
     sources = re.findall(r'<img(?: class="\w+")? alt="([^"]+)" loading="lazy" src="([^"]+)"', page)
@@ -186,7 +186,7 @@ def test_embedded_gallery_is_capped_and_linked_gallery_is_not(fresh_results: Pat
     pictures = sorted((fresh_results / "qc").glob("*.png"))
     pictures = [p for p in pictures if p.name != "montage.png"]
     assert len(pictures) >= 3
-    capped = html(fresh_results, fresh_results / "capped.html", max_gallery=2).read_text(encoding="utf-8")
+    capped = write_report(fresh_results, fresh_results / "capped.html", max_gallery=2).read_text(encoding="utf-8")
     assert capped.count("<figure>") == 2 and f"{len(pictures) - 2} more pictures" in capped
-    linked = html(fresh_results, fresh_results / "linked.html", embed_images=False).read_text(encoding="utf-8")
+    linked = write_report(fresh_results, fresh_results / "linked.html", embed_images=False).read_text(encoding="utf-8")
     assert linked.count("<figure>") == len(pictures)
