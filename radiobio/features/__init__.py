@@ -11,11 +11,11 @@ _LAZY = {
     "extract_features": "radiobio.features.extraction",
     "read_feature_table": "radiobio.features.extraction",
     "load_params": "radiobio.features.settings",
-    "robustness": "radiobio.features.robustness",
+    "robustness_table": "radiobio.features.robustness",
     "icc": "radiobio.features.robustness",
     "robust_features": "radiobio.features.robustness",
-    "RobustnessFilter": "radiobio.features.robustness",
     "perturb_cohort": "radiobio.features.robustness",
+    "to_wide": "radiobio.features.wide",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)

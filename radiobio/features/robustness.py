@@ -3,8 +3,12 @@
 Masks are eroded / dilated by one voxel and translated, images get added noise; features are re-extracted with
 :func:`radiobio.extract_features` and each feature's agreement across perturbations is summarised by intraclass
 correlation: ICC(1,1) (one-way random, absolute agreement) and ICC(3,1) (two-way mixed, consistency) with their 95%
-confidence intervals (Shrout & Fleiss 1979; McGraw & Wong 1996). :class:`RobustnessFilter` keeps the features whose
-ICC reaches a threshold (0.9 by default) and plugs into :func:`radiobio.outcome.nested_cv`.
+confidence intervals (Shrout & Fleiss 1979; McGraw & Wong 1996). :func:`robust_features` lists the features whose
+ICC reaches a threshold (0.9 by default); give that list to :func:`radiobio.outcome.nested_cv` (``robustness=``) or
+to :class:`radiobio.outcome.FeatureSubset`.
+
+    icc_table = robustness_table(cohort, out_dir="perturbed/", params="ct")
+    keep = robust_features(icc_table, threshold=0.9)
 
 The ICC is written here from its ANOVA mean squares: no maintained ICC implementation is installed.
 """
@@ -19,8 +23,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
 from radiobio.errors import MaskError, SettingsError
 
@@ -29,7 +31,7 @@ ICC_COLUMNS = ["feature", "icc_1_1", "icc_1_1_lower_95", "icc_1_1_upper_95", "ic
 
 
 # --- intraclass correlation ---------------------------------------------------------------------------------------
-def icc_matrix(ratings: np.ndarray, alpha: float = 0.05) -> dict[str, float]:
+def icc_matrix(ratings: np.ndarray, *, alpha: float = 0.05) -> dict[str, float]:
     """ICC(1,1) and ICC(3,1) with (1 - ``alpha``) CIs of an (n targets × k raters) matrix without missing values.
 
     Mean squares of the two-way ANOVA without replication; CIs from the F distribution (McGraw & Wong 1996,
@@ -67,79 +69,42 @@ def icc_matrix(ratings: np.ndarray, alpha: float = 0.05) -> dict[str, float]:
     return result
 
 
-def icc(table: pd.DataFrame, target: str = "case_id", rater: str = "perturbation",
+def icc(table: pd.DataFrame, *, target_column: str = "case_id", rater_column: str = "perturbation",
         features: Sequence[str] | None = None, alpha: float = 0.05) -> pd.DataFrame:
-    """ICC(1,1) and ICC(3,1) with 95% CIs per feature of a long table (one row per ``target`` × ``rater``).
+    """ICC(1,1) and ICC(3,1) with 95% CIs per feature of a long table (one row per target × rater).
 
-    ``target`` identifies the rated object (a case, or case and label), ``rater`` the repeated measurement (a
-    perturbation, a scanner, a reader). ``features``: the numeric columns to rate (default: every numeric column but
-    ``label``). Targets missing a value for some rater are left out of that feature's ICC.
+    ``target_column`` identifies the rated object (a case, or case and label), ``rater_column`` the repeated
+    measurement (a perturbation, a scanner, a reader). ``features``: the numeric columns to rate (default: every
+    numeric column but ``label``). Targets missing a value for some rater are left out of that feature's ICC.
+    ICCs are unitless; the features keep their own units.
     """
-    for column in (target, rater):
+    for column in (target_column, rater_column):
         if column not in table.columns:
             raise SettingsError(f"ICC table has no {column!r} column (columns: {list(table.columns)[:8]}...)")
     if features is None:
-        features = [c for c in table.columns if c not in (target, rater, "label")
+        features = [c for c in table.columns if c not in (target_column, rater_column, "label")
                     and pd.api.types.is_numeric_dtype(table[c])]
-    if table.duplicated([target, rater]).any():
-        raise SettingsError(f"several rows share the same {target!r} and {rater!r}; give each measurement its own "
-                            f"rater, or add the label to the target (e.g. case_id + label)")
+    if table.duplicated([target_column, rater_column]).any():
+        raise SettingsError(f"several rows share the same {target_column!r} and {rater_column!r}; give each "
+                            f"measurement its own rater, or add the label to the target (e.g. case_id + label)")
     rows = []
     for feature in features:
-        wide = table.pivot(index=target, columns=rater, values=feature).astype(float).dropna()
-        rows.append({"feature": feature, **icc_matrix(wide.to_numpy(), alpha), "n_targets": len(wide),
+        wide = table.pivot(index=target_column, columns=rater_column, values=feature).astype(float).dropna()
+        rows.append({"feature": feature, **icc_matrix(wide.to_numpy(), alpha=alpha), "n_targets": len(wide),
                      "n_raters": wide.shape[1]})
     return pd.DataFrame(rows, columns=ICC_COLUMNS)
 
 
-def robust_features(icc_table: pd.DataFrame, threshold: float = 0.9, statistic: str = "icc_1_1",
+def robust_features(icc_table: pd.DataFrame, *, threshold: float = 0.9, statistic: str = "icc_1_1",
                     use_lower_bound: bool = False) -> list[str]:
     """Features whose ICC (``statistic``: ``icc_1_1`` or ``icc_3_1``; its lower 95% bound when
     ``use_lower_bound``) reaches ``threshold`` (0.9 by default, Zwanenburg et al. 2019)."""
     column = f"{statistic}_lower_95" if use_lower_bound else statistic
     if column not in icc_table.columns:
-        raise SettingsError(f"ICC table has no {column!r} column; compute it with radiobio.features.robustness.icc")
+        raise SettingsError(f"ICC table has no {column!r} column; compute it with radiobio.features.icc or "
+                            f"radiobio.features.robustness_table")
     values = pd.to_numeric(icc_table[column], errors="coerce")
     return icc_table.loc[values >= threshold, "feature"].astype(str).tolist()
-
-
-class RobustnessFilter(TransformerMixin, BaseEstimator):
-    """Keep the features whose ICC reaches ``threshold`` (a column-selection step for Pipelines / ``nested_cv``).
-
-    The ICC table comes from a perturbation or test-retest study, which uses no outcome, so selecting on it inside
-    every fold leaks nothing. Features absent from the table are dropped (their robustness is unknown).
-    """
-
-    def __init__(self, icc_table: pd.DataFrame | None = None, threshold: float = 0.9, statistic: str = "icc_1_1",
-                 use_lower_bound: bool = False):
-        self.icc_table = icc_table
-        self.threshold = threshold
-        self.statistic = statistic
-        self.use_lower_bound = use_lower_bound
-
-    def fit(self, X: pd.DataFrame, y: object = None) -> RobustnessFilter:
-        """Record which columns of ``X`` are robust; returns self."""
-        if self.icc_table is None:
-            raise SettingsError("RobustnessFilter needs icc_table= (from radiobio.features.robustness.icc)")
-        if not isinstance(X, pd.DataFrame):
-            raise SettingsError("RobustnessFilter needs a DataFrame with named feature columns")
-        robust = set(robust_features(self.icc_table, self.threshold, self.statistic, self.use_lower_bound))
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.kept_ = [c for c in X.columns if c in robust]
-        if not self.kept_:
-            raise SettingsError(f"no feature reaches {self.statistic} >= {self.threshold}; lower the threshold or "
-                                f"check that the ICC table uses the same feature names")
-        return self
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Return the robust columns of ``X``."""
-        check_is_fitted(self, "kept_")
-        return X.loc[:, self.kept_]
-
-    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        """Names of the robust columns."""
-        check_is_fitted(self, "kept_")
-        return np.asarray(self.kept_, dtype=object)
 
 
 # --- perturbations ------------------------------------------------------------------------------------------------
@@ -151,7 +116,7 @@ def _labels(mask: sitk.Image, label: int | None) -> list[int]:
     return values
 
 
-def erode_mask(mask: sitk.Image, radius: int = 1, label: int | None = None) -> sitk.Image:
+def erode_mask(mask: sitk.Image, *, radius: int = 1, label: int | None = None) -> sitk.Image:
     """Erode each label (or only ``label``) by ``radius`` voxels with a ball kernel; grid unchanged."""
     out = mask
     for value in _labels(mask, label):
@@ -159,7 +124,7 @@ def erode_mask(mask: sitk.Image, radius: int = 1, label: int | None = None) -> s
     return out
 
 
-def dilate_mask(mask: sitk.Image, radius: int = 1, label: int | None = None) -> sitk.Image:
+def dilate_mask(mask: sitk.Image, *, radius: int = 1, label: int | None = None) -> sitk.Image:
     """Dilate each label (or only ``label``) by ``radius`` voxels into background only (other labels are kept)."""
     array = sitk.GetArrayFromImage(mask)
     result = array.copy()
@@ -172,7 +137,7 @@ def dilate_mask(mask: sitk.Image, radius: int = 1, label: int | None = None) -> 
     return out
 
 
-def translate_mask(mask: sitk.Image, shift_mm: Sequence[float]) -> sitk.Image:
+def translate_mask(mask: sitk.Image, *, shift_mm: Sequence[float]) -> sitk.Image:
     """Move the mask by ``shift_mm`` (x, y, z in mm, physical axes) on its own grid (nearest neighbour)."""
     transform = sitk.TranslationTransform(mask.GetDimension(), [-float(s) for s in shift_mm])
     return sitk.Resample(mask, mask, transform, sitk.sitkNearestNeighbor, 0, mask.GetPixelID())
@@ -187,7 +152,7 @@ def estimate_noise_sd(image: sitk.Image) -> float:
     return float(1.4826 * np.median(np.abs(residual - np.median(residual))))
 
 
-def add_noise(image: sitk.Image, sd: float | None = None, seed: int = 0) -> sitk.Image:
+def add_noise(image: sitk.Image, *, sd: float | None = None, seed: int = 0) -> sitk.Image:
     """Add Gaussian noise of ``sd`` intensity units (default: the image's own estimated noise SD) to a float copy."""
     sd = estimate_noise_sd(image) if sd is None else float(sd)
     floating = sitk.Cast(image, sitk.sitkFloat32)
@@ -213,7 +178,7 @@ def default_perturbations(shift_mm: float | None = None) -> list[Perturbation]:
     def shift(sign_x: int, sign_y: int) -> Callable[[sitk.Image], sitk.Image]:
         def move(mask: sitk.Image) -> sitk.Image:
             step = shift_mm if shift_mm is not None else mask.GetSpacing()[0]
-            return translate_mask(mask, (sign_x * step, sign_y * step, 0.0))
+            return translate_mask(mask, shift_mm=(sign_x * step, sign_y * step, 0.0))
         return move
 
     return [Perturbation("original"), Perturbation("erode", mask=erode_mask), Perturbation("dilate", mask=dilate_mask),
@@ -221,7 +186,7 @@ def default_perturbations(shift_mm: float | None = None) -> list[Perturbation]:
             Perturbation("noise", image=lambda image, seed: add_noise(image, seed=seed))]
 
 
-def perturb_cohort(cohort: pd.DataFrame | str | os.PathLike, out_dir: str | os.PathLike,
+def perturb_cohort(cohort: pd.DataFrame | str | os.PathLike, *, out_dir: str | os.PathLike,
                    perturbations: Sequence[Perturbation] | None = None, mask_column: str = "mask",
                    seed: int = 0) -> pd.DataFrame:
     """Write every perturbation of every case (NIfTI under ``out_dir``) and return the perturbed cohort.
@@ -257,21 +222,24 @@ def perturb_cohort(cohort: pd.DataFrame | str | os.PathLike, out_dir: str | os.P
     return pd.DataFrame(rows)
 
 
-def robustness(cohort: pd.DataFrame | str | os.PathLike, out_dir: str | os.PathLike, params: object = "ct",
-               mask_column: str = "mask", perturbations: Sequence[Perturbation] | None = None,
-               labels: object = None, jobs: int | None = None, seed: int = 0,
-               return_features: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+def robustness_table(cohort: pd.DataFrame | str | os.PathLike, *, out_dir: str | os.PathLike,
+                     params: object = "ct", mask_column: str = "mask",
+                     perturbations: Sequence[Perturbation] | None = None, labels: object = None,
+                     jobs: int | None = None, seed: int = 0,
+                     return_features: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Perturb every case, re-extract features and return the ICC table (one row per feature, see :func:`icc`).
 
-    ``params``/``labels``/``jobs`` go to :func:`radiobio.extract_features`; perturbed files are written under
-    ``out_dir``. Failed extractions are left out of the ICCs. With ``return_features`` the long feature table (one
-    row per case × label × perturbation, with ``source_case_id`` and ``perturbation``) comes back too.
+    ``params``/``labels`` go to :func:`radiobio.extract_features`; ``jobs``: extraction processes (None or 1: this
+    process, -1: all cores); perturbed files are written under ``out_dir``. Failed extractions are left out of the
+    ICCs. With ``return_features`` the long feature table (one row per case × label × perturbation, with
+    ``source_case_id`` and ``perturbation``) comes back too, as ``(icc_table, features)``.
     """
     from radiobio.features.extraction import extract_features  # imported here: owned by the extraction module
 
-    perturbed = perturb_cohort(cohort, out_dir, perturbations, mask_column, seed)
-    features = extract_features(perturbed, params=params, mask_column=mask_column, labels=labels, jobs=jobs,
-                                progress=False)
+    perturbed = perturb_cohort(cohort, out_dir=out_dir, perturbations=perturbations, mask_column=mask_column,
+                               seed=seed)
+    features = extract_features(perturbed, params=params, mask_column=mask_column, labels=labels,
+                                jobs=1 if jobs is None else jobs, progress=False)
     lookup = perturbed.set_index("case_id")
     features = features.assign(source_case_id=features["case_id"].map(lookup["source_case_id"]),
                                perturbation=features["case_id"].map(lookup["perturbation"]))
@@ -280,5 +248,5 @@ def robustness(cohort: pd.DataFrame | str | os.PathLike, out_dir: str | os.PathL
     bookkeeping = set(perturbed.columns) | {"label", "label_name", "error", "target", "image", mask_column}
     names = [c for c in ok.columns if c not in bookkeeping and not str(c).startswith("diagnostics_")
              and pd.api.types.is_numeric_dtype(ok[c])]
-    result = icc(ok, target="target", rater="perturbation", features=names)
+    result = icc(ok, target_column="target", rater_column="perturbation", features=names)
     return (result, features) if return_features else result

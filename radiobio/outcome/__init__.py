@@ -1,10 +1,11 @@
 """Outcome modelling: survival analysis, prediction and leakage-safe signature building from imaging biomarkers.
 
     from radiobio import outcome
-    km = outcome.kaplan_meier(df, "os_days", "os_event", group="sarcopenia")
-    fit = outcome.cox(df, "os_days", "os_event", ["age", "smi_cm2_m2"])
-    signature = outcome.nested_cv(features, radiomics_columns, duration="os_days", event="os_event",
-                                  groups="patient_id", batch="site")
+    km = outcome.kaplan_meier(df, duration_column="os_days", event_column="os_event", group_column="sarcopenia")
+    fit = outcome.cox(df, duration_column="os_days", event_column="os_event", covariates=["age", "smi_cm2_m2"])
+    fit.print_summary(); fit.plot()
+    signature = outcome.nested_cv(features, features=radiomics_columns, duration_column="os_days",
+                                  event_column="os_event", patient_column="patient_id", batch_column="site")
 
 All fitting is lifelines' and scikit-learn's; names are imported lazily so ``import radiobio.outcome`` stays light.
 """
@@ -19,6 +20,7 @@ _LAZY = {
     "KaplanMeierResult": "radiobio.outcome.survival",
     "CoxResult": "radiobio.outcome.survival",
     "nested_cv": "radiobio.outcome.signature",
+    "metric_summary": "radiobio.outcome.signature",
     "SignatureResult": "radiobio.outcome.signature",
     "ComBat": "radiobio.outcome.harmonization",
     "CoxPHEstimator": "radiobio.outcome.modeling",
@@ -37,7 +39,8 @@ _LAZY = {
     "forest_plot": "radiobio.outcome.plots",
     "roc_plot": "radiobio.outcome.plots",
     "calibration_plot": "radiobio.outcome.plots",
-    "OutcomeWarning": "radiobio.outcome.validation",
+    "risk_group_plot": "radiobio.outcome.plots",
+    "OutcomeWarning": "radiobio.errors",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)

@@ -22,8 +22,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from radiobio.errors import OutcomeError
-from radiobio.outcome.validation import OutcomeWarning
+from radiobio.errors import OutcomeError, OutcomeWarning
 
 
 class ComBat(TransformerMixin, BaseEstimator):
@@ -38,7 +37,7 @@ class ComBat(TransformerMixin, BaseEstimator):
     adjusted (with a warning); rows of a batch unseen at ``fit`` are returned unadjusted (with a warning).
     """
 
-    def __init__(self, batch_column: str | None = None, covariates: Sequence[str] = (), empirical_bayes: bool = True,
+    def __init__(self, *, batch_column: str | None = None, covariates: Sequence[str] = (), empirical_bayes: bool = True,
                  mean_only: bool = False, max_iter: int = 1000, tol: float = 1e-4):
         self.batch_column = batch_column
         self.covariates = covariates

@@ -11,10 +11,10 @@ import warnings
 
 import numpy as np
 
-from radiobio.outcome.validation import OutcomeWarning
+from radiobio.errors import OutcomeWarning, SettingsError
 
 
-def survival_target(durations: np.ndarray, events: np.ndarray) -> np.ndarray:
+def survival_target(durations: np.ndarray, *, events: np.ndarray) -> np.ndarray:
     """Pack durations (any time unit) and 0/1 events into the structured ``y`` the survival estimators take."""
     y = np.empty(len(durations), dtype=[("event", "?"), ("time", "f8")])
     y["event"] = np.asarray(events).astype(bool)
@@ -29,11 +29,11 @@ def split_survival_target(y: object) -> tuple[np.ndarray, np.ndarray]:
     array = np.asarray(y, dtype=float)
     if array.ndim == 2 and array.shape[1] == 2:
         return array[:, 0], array[:, 1].astype(int)
-    raise TypeError("survival y must be a structured array with 'time' and 'event' fields "
+    raise SettingsError("survival y must be a structured array with 'time' and 'event' fields "
                     "(radiobio.outcome.survival_target) or an (n, 2) array of time, event")
 
 
-def concordance(durations: np.ndarray, events: np.ndarray, risk: np.ndarray) -> float:
+def concordance(durations: np.ndarray, *, events: np.ndarray, risk: np.ndarray) -> float:
     """Harrell's C-index of a risk score (higher = earlier event), by lifelines; NaN when no pair is comparable."""
     from lifelines.utils import concordance_index
 
@@ -43,7 +43,7 @@ def concordance(durations: np.ndarray, events: np.ndarray, risk: np.ndarray) -> 
         return float("nan")
 
 
-def survival_brier(train_durations: np.ndarray, train_events: np.ndarray, durations: np.ndarray,
+def survival_brier(train_durations: np.ndarray, *, train_events: np.ndarray, durations: np.ndarray,
                    events: np.ndarray, survival_at_horizon: np.ndarray, horizon: float) -> float:
     """Brier score at ``horizon`` (same time unit as durations) with inverse-probability-of-censoring weights.
 
@@ -71,7 +71,7 @@ def survival_brier(train_durations: np.ndarray, train_events: np.ndarray, durati
     return float(loss.mean())
 
 
-def survival_calibration_slope(durations: np.ndarray, events: np.ndarray, linear_predictor: np.ndarray) -> float:
+def survival_calibration_slope(durations: np.ndarray, *, events: np.ndarray, linear_predictor: np.ndarray) -> float:
     """Calibration slope of a Cox linear predictor: the coefficient of a Cox model refit on it (ideal 1).
 
     Fitted with lifelines; NaN when the test data hold fewer than two events or the fit fails.
@@ -93,7 +93,7 @@ def survival_calibration_slope(durations: np.ndarray, events: np.ndarray, linear
     return float(fitter.params_["lp"])
 
 
-def binary_calibration_slope(target: np.ndarray, probability: np.ndarray) -> float:
+def binary_calibration_slope(target: np.ndarray, *, probability: np.ndarray) -> float:
     """Calibration slope of predicted probabilities: logistic regression of the outcome on logit(p) (ideal 1)."""
     from sklearn.linear_model import LogisticRegression
 
@@ -108,7 +108,7 @@ def binary_calibration_slope(target: np.ndarray, probability: np.ndarray) -> flo
     return float(model.coef_[0, 0])
 
 
-def binary_auc(target: np.ndarray, probability: np.ndarray) -> float:
+def binary_auc(target: np.ndarray, *, probability: np.ndarray) -> float:
     """Area under the ROC curve (scikit-learn); NaN, with a warning, when the fold holds a single class."""
     from sklearn.metrics import roc_auc_score
 
@@ -122,4 +122,4 @@ def binary_auc(target: np.ndarray, probability: np.ndarray) -> float:
 def concordance_scorer(estimator: object, X: object, y: np.ndarray) -> float:
     """Scorer for scikit-learn searches: the C-index of ``estimator.predict(X)`` (a risk score) on survival ``y``."""
     durations, events = split_survival_target(y)
-    return concordance(durations, events, estimator.predict(X))
+    return concordance(durations, events=events, risk=estimator.predict(X))

@@ -1,7 +1,7 @@
 """scikit-learn building blocks for outcome prediction: a Cox estimator wrapping lifelines, L1-Cox feature selection,
 correlation and subset filters, and the leakage-safe Pipeline that :func:`radiobio.outcome.nested_cv` refits per fold.
 
-Survival targets are structured arrays (``survival_target(durations, events)``), so every piece works inside
+Survival targets are structured arrays (``survival_target(durations, events=events)``), so every piece works inside
 scikit-learn Pipelines and searches.
 """
 
@@ -16,9 +16,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from radiobio.errors import OutcomeError
+from radiobio.errors import OutcomeError, OutcomeWarning, SettingsError
 from radiobio.outcome.metrics import concordance, split_survival_target
-from radiobio.outcome.validation import OutcomeWarning
 
 #: Name of the batch column that travels with the features through a Pipeline to the ComBat step.
 BATCH_COLUMN = "__batch__"
@@ -32,7 +31,7 @@ class CoxPHEstimator(BaseEstimator):
     out) the model is the null model: constant risk and the Kaplan-Meier survival curve.
     """
 
-    def __init__(self, penalizer: float = 0.1, l1_ratio: float = 0.0):
+    def __init__(self, *, penalizer: float = 0.1, l1_ratio: float = 0.0):
         self.penalizer = penalizer
         self.l1_ratio = l1_ratio
 
@@ -61,7 +60,8 @@ class CoxPHEstimator(BaseEstimator):
                 self.n_features_in_ = 0
                 self.feature_names_in_ = np.asarray([], dtype=object)
             elif self.n_features_in_:
-                raise ValueError(f"X has 0 features, but the model was fitted on {self.n_features_in_}")
+                raise SettingsError(f"X has 0 features, but the model was fitted on {self.n_features_in_}; give "
+                                    f"the columns it was fitted on")
             return np.empty((np.shape(X)[0], 0))
         return validate_data(self, X, reset=reset)
 
@@ -89,7 +89,7 @@ class CoxPHEstimator(BaseEstimator):
     def score(self, X: object, y: np.ndarray) -> float:
         """Harrell's C-index of the predictions on survival ``y``."""
         durations, events = split_survival_target(y)
-        return concordance(durations, events, self.predict(X))
+        return concordance(durations, events=events, risk=self.predict(X))
 
     @property
     def coefficients(self) -> pd.Series:
@@ -98,7 +98,7 @@ class CoxPHEstimator(BaseEstimator):
         return pd.Series(self.coef_, index=list(names), name="coef")
 
 
-def cox_score_statistics(X: np.ndarray, durations: np.ndarray, events: np.ndarray) -> np.ndarray:
+def cox_score_statistics(X: np.ndarray, *, durations: np.ndarray, events: np.ndarray) -> np.ndarray:
     """Univariate Cox score-test z statistic of every column of ``X`` at β = 0 (Breslow ties).
 
     Written here because it must be vectorised over hundreds of features (fitting one lifelines model per feature
@@ -131,7 +131,7 @@ class LassoCoxSelector(SelectorMixin, BaseEstimator):
     unit of the already standardised input).
     """
 
-    def __init__(self, penalizer: float = 0.1, max_features: int = 20, tol: float = 1e-2):
+    def __init__(self, *, penalizer: float = 0.1, max_features: int = 20, tol: float = 1e-2):
         self.penalizer = penalizer
         self.max_features = max_features
         self.tol = tol
@@ -143,7 +143,7 @@ class LassoCoxSelector(SelectorMixin, BaseEstimator):
 
         array = validate_data(self, X)
         durations, events = split_survival_target(y)
-        self.scores_ = cox_score_statistics(array, durations, events)
+        self.scores_ = cox_score_statistics(array, durations=durations, events=events)
         screened = np.sort(np.argsort(-np.abs(self.scores_), kind="stable")[: self.max_features])
         self.coef_ = np.zeros(array.shape[1])
         frame = pd.DataFrame(array[:, screened], columns=[f"x{i}" for i in screened])
@@ -173,10 +173,10 @@ class L1LogisticSelector(SelectorMixin, BaseEstimator):
     (documented fallback; on pure noise it yields chance-level performance).
     """
 
-    def __init__(self, C: float = 1.0, max_features: int = 20, random_state: int = 0):
+    def __init__(self, *, C: float = 1.0, max_features: int = 20, seed: int = 0):
         self.C = C
         self.max_features = max_features
-        self.random_state = random_state
+        self.seed = seed
 
     def fit(self, X: object, y: np.ndarray) -> L1LogisticSelector:
         """Select on features ``X`` and a 0/1 target ``y``; returns self."""
@@ -184,7 +184,7 @@ class L1LogisticSelector(SelectorMixin, BaseEstimator):
 
         array = validate_data(self, X)
         y = np.asarray(y)
-        model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=self.C, random_state=self.random_state)
+        model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=self.C, random_state=self.seed)
         self.estimator_ = model.fit(array, y)
         self.coef_ = model.coef_.ravel().copy()
         magnitude = np.abs(self.coef_)
@@ -208,7 +208,7 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
     Greedy in column order (a few lines, no library equivalent in scikit-learn); fitted on training data only.
     """
 
-    def __init__(self, threshold: float = 0.9):
+    def __init__(self, *, threshold: float = 0.9):
         self.threshold = threshold
 
     def fit(self, X: object, y: object = None) -> CorrelationFilter:
@@ -241,7 +241,17 @@ class CorrelationFilter(TransformerMixin, BaseEstimator):
 
 
 class FeatureSubset(TransformerMixin, BaseEstimator):
-    """Keep a fixed list of feature columns (e.g. the robust features of a test-retest or perturbation study)."""
+    """Keep a fixed list of feature columns: the one column-keeping step of radiobio's Pipelines.
+
+    Typical use is the robust features of a perturbation or test-retest study, which uses no outcome, so keeping
+    them inside every fold leaks nothing::
+
+        keep = radiobio.features.robust_features(icc_table, threshold=0.9)
+        FeatureSubset(keep)            # or nested_cv(..., robustness=keep)
+
+    Columns of ``X`` that are not listed are dropped; listed names absent from ``X`` are ignored. Raises
+    :class:`~radiobio.errors.OutcomeError` at ``fit`` when no listed feature is among the columns of ``X``.
+    """
 
     def __init__(self, features: Sequence[str] = ()):
         self.features = features
@@ -249,26 +259,36 @@ class FeatureSubset(TransformerMixin, BaseEstimator):
     def fit(self, X: pd.DataFrame, y: object = None) -> FeatureSubset:
         """Record which of ``features`` are present in ``X``; returns self."""
         if not isinstance(X, pd.DataFrame):
-            raise OutcomeError("FeatureSubset needs a DataFrame with named feature columns")
+            raise OutcomeError("FeatureSubset needs a DataFrame with named feature columns (a Pipeline with "
+                               "set_output(transform='pandas'))")
+        if isinstance(self.features, str):
+            raise OutcomeError(f"FeatureSubset takes a list of column names, not the single text {self.features!r}")
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
         wanted = set(self.features)
         self.kept_ = [c for c in X.columns if c in wanted]
         if not self.kept_:
-            raise OutcomeError(f"none of the {len(wanted)} robust features is among the modelled features (e.g. "
-                               f"{sorted(wanted)[:3]}); check that the robustness list uses the same column names")
+            raise OutcomeError(f"none of the {len(wanted)} listed features is among the modelled features (e.g. "
+                               f"{sorted(wanted)[:3]}); check that the list (e.g. of robust features) uses the same "
+                               f"column names, or lower the ICC threshold")
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Return ``X`` restricted to the kept columns."""
         check_is_fitted(self, "kept_")
+        missing = [c for c in self.kept_ if c not in X.columns]
+        if missing:
+            raise OutcomeError(f"columns {missing[:5]} were kept at fit but are missing now; transform data with the "
+                               f"columns of the training data")
         return X.loc[:, self.kept_]
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Names of the kept columns."""
+        check_is_fitted(self, "kept_")
         return np.asarray(self.kept_, dtype=object)
 
 
-def make_model(model: str | BaseEstimator, endpoint: str, random_state: int = 0) -> BaseEstimator:
+def make_model(model: str | BaseEstimator, *, endpoint: str, seed: int = 0) -> BaseEstimator:
     """The final estimator: ``"cox"`` (ridge-penalised lifelines Cox), ``"logistic"``, ``"random_forest"``, or any
     scikit-learn estimator given as is."""
     from sklearn.ensemble import RandomForestClassifier
@@ -283,14 +303,14 @@ def make_model(model: str | BaseEstimator, endpoint: str, random_state: int = 0)
         return CoxPHEstimator(penalizer=0.1)
     models = {"logistic": lambda: LogisticRegression(C=1.0, max_iter=2000),
               "random_forest": lambda: RandomForestClassifier(n_estimators=200, min_samples_leaf=3,
-                                                              random_state=random_state)}
+                                                              random_state=seed)}
     if model not in models:
         raise OutcomeError(f"unknown model {model!r} for a binary endpoint; use one of {sorted(models)} or pass a "
                            f"scikit-learn classifier")
     return models[model]()
 
 
-def default_grid(model: str | BaseEstimator, endpoint: str, selection: bool) -> dict[str, list]:
+def default_grid(model: str | BaseEstimator, *, endpoint: str, selection: bool) -> dict[str, list]:
     """The small default hyper-parameter grid searched in the inner loop of :func:`nested_cv`."""
     grid: dict[str, list] = {}
     if selection:
@@ -303,10 +323,10 @@ def default_grid(model: str | BaseEstimator, endpoint: str, selection: bool) -> 
     return grid
 
 
-def build_pipeline(features: Sequence[str], endpoint: str, model: str | BaseEstimator = "cox",
+def build_pipeline(features: Sequence[str], *, endpoint: str, model: str | BaseEstimator = "cox",
                    batch: bool = False, robustness: Sequence[str] | TransformerMixin | None = None,
                    variance: float | None = 0.0, correlation: float | None = 0.9, selection: bool = True,
-                   max_features: int = 20, random_state: int = 0) -> object:
+                   max_features: int = 20, seed: int = 0) -> object:
     """The leakage-safe Pipeline: impute (median) → scale → ComBat (when ``batch``) → robustness filter →
     variance filter → correlation filter → L1 selection (Cox or logistic) → model. Every step is fitted on the
     training part of a fold only. Input is a DataFrame of ``features`` (plus the ``BATCH_COLUMN`` when ``batch``).
@@ -320,7 +340,7 @@ def build_pipeline(features: Sequence[str], endpoint: str, model: str | BaseEsti
     from radiobio.outcome.harmonization import ComBat
 
     if endpoint not in ("survival", "binary"):
-        raise ValueError(f"endpoint must be 'survival' or 'binary', not {endpoint!r}")
+        raise SettingsError(f"endpoint must be 'survival' or 'binary', not {endpoint!r}")
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     steps: list[tuple[str, object]] = [
         ("prepare", ColumnTransformer([("features", numeric, list(features))],
@@ -337,8 +357,8 @@ def build_pipeline(features: Sequence[str], endpoint: str, model: str | BaseEsti
         if endpoint == "survival":
             steps.append(("select", LassoCoxSelector(penalizer=0.1, max_features=max_features)))
         else:
-            steps.append(("select", L1LogisticSelector(C=1.0, max_features=max_features, random_state=random_state)))
-    steps.append(("model", make_model(model, endpoint, random_state)))
+            steps.append(("select", L1LogisticSelector(C=1.0, max_features=max_features, seed=seed)))
+    steps.append(("model", make_model(model, endpoint=endpoint, seed=seed)))
     return Pipeline(steps).set_output(transform="pandas")
 
 
