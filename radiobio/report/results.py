@@ -167,33 +167,47 @@ def cohort_table(folder: str | os.PathLike) -> ResultTable | None:
     return found[0] if found else None
 
 
-def write_survival(folder: str | os.PathLike, km: Any = None, cox: Any = None, time_label: str | None = None) -> dict:
-    """Write Kaplan-Meier and Cox results into ``folder/survival/``; returns {name: path}.
+def write_survival(folder: str | os.PathLike, km: Any = None, cox: Any = None, *, time_label: str | None = None,
+                   subfolder: str | None = SURVIVAL_DIR) -> dict[str, Path]:
+    """Write Kaplan-Meier and Cox results into ``folder/survival/`` (the results layout); returns {name: path}.
 
     ``km``: a :class:`radiobio.outcome.survival.KaplanMeierResult` → ``km.png`` (curves with numbers at risk),
-    ``km.csv`` (the curves), ``km_medians.csv`` and ``logrank.csv``. ``cox``: a
-    :class:`radiobio.outcome.survival.CoxResult` → ``cox.csv`` (hazard ratios), ``cox_fit.json`` (n, events,
-    concordance, proportional-hazards violations) and ``forest.png``. ``time_label`` names the time axis (with
-    its unit, e.g. ``"days"``).
+    ``km.csv`` (the curves), ``km_medians.csv`` (its ``summary``) and ``logrank.csv`` (with two or more groups).
+    ``cox``: a :class:`radiobio.outcome.survival.CoxResult` → ``cox.csv`` (hazard ratios, its ``summary``),
+    ``ph_test.csv`` (proportional-hazards test; header only when the test was not computed), ``cox_fit.json``
+    (``n``, ``events``, ``concordance``, ``ph_violations``, and the columns modelled) and ``forest.png``. Tables
+    carry provenance ``{"stage": "survival", ...}``. ``time_label`` names the KM time axis (with its unit, e.g.
+    ``"days"``; default: the duration column). ``subfolder=None`` writes into ``folder`` itself (what
+    ``radiobio survival -o DIR`` does).
     """
-    from radiobio.outcome.plots import forest_plot, km_plot
+    from radiobio.atomic import write_text_atomic
+    from radiobio.errors import SettingsError
 
-    out = Path(folder) / SURVIVAL_DIR
+    if km is None and cox is None:
+        raise SettingsError("write_survival needs a Kaplan-Meier result (km=) or a Cox result (cox=), or both")
+    out = Path(folder) / subfolder if subfolder else Path(folder)
+    if out.exists() and not out.is_dir():
+        raise SettingsError(f"{out} is a file; survival results go into a folder, e.g. results/survival")
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     if km is not None:
-        km_plot(km, out / "km.png", time_label=time_label)
+        provenance = km.provenance
+        km.plot(path=out / "km.png", time_label=time_label)
         written["km.png"] = out / "km.png"
-        written["km.csv"] = write_table(km.table, out / "km.csv")
-        written["km_medians.csv"] = write_table(km.medians, out / "km_medians.csv")
+        written["km.csv"] = write_table(km.curves, out / "km.csv", {**provenance, "table": "km_curves"})
+        written["km_medians.csv"] = write_table(km.summary, out / "km_medians.csv",
+                                                {**provenance, "table": "km_medians"})
         if km.logrank is not None:
-            written["logrank.csv"] = write_table(km.logrank, out / "logrank.csv")
+            written["logrank.csv"] = write_table(km.logrank, out / "logrank.csv", {**provenance, "table": "logrank"})
     if cox is not None:
-        written["cox.csv"] = write_table(cox.table, out / "cox.csv")
-        fit = {"n": cox.n, "events": cox.events, "concordance": cox.concordance, "ph_violations": cox.ph_violations}
-        (out / "cox_fit.json").write_text(json.dumps(fit, indent=2))
-        written["cox_fit.json"] = out / "cox_fit.json"
-        forest_plot(cox, out / "forest.png")
+        provenance = cox.provenance
+        written["cox.csv"] = write_table(cox.summary, out / "cox.csv", {**provenance, "table": "cox"})
+        ph = cox.ph_test if cox.ph_test is not None else pd.DataFrame(columns=["covariate", "test_statistic", "p"])
+        written["ph_test.csv"] = write_table(ph, out / "ph_test.csv", {**provenance, "table": "ph_test"})
+        fit = {"n": cox.n, "events": cox.events, "concordance": cox.concordance, "ph_violations": cox.ph_violations,
+               **{k: v for k, v in provenance.items() if k not in ("stage", "analysis")}}
+        written["cox_fit.json"] = write_text_atomic(json.dumps(fit, indent=2, default=str), out / "cox_fit.json")
+        cox.plot(path=out / "forest.png")
         written["forest.png"] = out / "forest.png"
     return written
 
