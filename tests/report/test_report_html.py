@@ -89,7 +89,7 @@ def test_report_summaries_match_the_result_tables(results_dir: Path, report) -> 
     ok = body[body["error"] == ""]
     sarcopenic = int(ok["sarcopenic"].sum())
     assert f"true: {sarcopenic} / {len(ok)}" in page
-    assert f"{len(ok)} of {len(body)} cases measured" in page
+    assert f"{body['case_id'].nunique()} cases, 1 failed" in page and "cases measured" not in page
     assert f"{ok['sma_cm2'].mean():.4g}" in page
     cox = pd.read_csv(results_dir / "survival" / "cox.csv")
     assert f"{cox['hr'].iloc[0]:.4g}" in page and "smi_cm2_m2" in page
@@ -99,19 +99,22 @@ def test_report_summaries_match_the_result_tables(results_dir: Path, report) -> 
     assert f"{len(cohort)} cases" in page and f"F: {(cohort['sex'] == 'F').sum()}, M: {(cohort['sex'] == 'M').sum()}" \
         in page
     assert "l3-muscle-test" in page and "unet2d" in page
-    for anchor in ("failed", "cohort", "qc", "biomarkers", "features", "survival", "models", "versions"):
+    for anchor in ("failed", "cohort", "models", "segmentation", "qc", "biomarkers", "features", "survival",
+                   "versions"):
         assert f'<section id="{anchor}"' in page
-    assert "Not in these results" not in page
+    assert "No signature section" in page  # the only part this folder lacks
 
 
 def test_failed_cases_are_listed_first_in_a_marked_section(results_dir: Path, report) -> None:
     _, page = report
     failures = collect_failures(results_dir)
     assert set(failures["case_id"]) == {"l3_broken"}
-    assert set(failures["stage"]) == {"biomarkers", "features", "qc"}
+    assert set(zip(failures["stage"], failures["table"])) == {
+        ("biomarkers", "biomarkers.parquet"), ("biomarkers", "tissue_volumes.parquet"),
+        ("extract", "features.parquet"), ("qc", "qc/qc.csv")}
     assert failures["error"].str.startswith("GeometryError").all()
     failed = page.split('<section id="failed" class="failed">', 1)[1].split("</section>", 1)[0]
-    assert "Failed cases (1)" in failed and failed.count("l3_broken") == 3 and "size differs" in failed
+    assert "Failed cases (1)" in failed and failed.count("l3_broken") == 4 and "size differs" in failed
     assert page.index('id="failed"') < page.index('id="cohort"')
 
 

@@ -4,7 +4,6 @@ physical extents, radiological orientation; and the QC gallery of a cohort with 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import SimpleITK as sitk
 from PIL import Image
@@ -85,8 +84,11 @@ def test_anisotropic_spacing_gives_physical_aspect_and_contours_on_the_true_edge
     assert len(red_rows) > 0.8 * (2 * np.pi * np.sqrt((radii[0] ** 2 + radii[1] ** 2) / 2) / pixel_mm)
 
     figure = overlay(image, mask, height=200, path=tmp_path / "aniso.png", label_names={1: "lesion"})
-    assert tuple(figure.canvas.get_width_height()) == (300, 200)
-    assert Image.open(tmp_path / "aniso.png").size == (300, 200)
+    width, total = figure.canvas.get_width_height()
+    assert width == 300 and total > 200  # the title and legend sit in a band below the picture
+    saved = np.asarray(Image.open(tmp_path / "aniso.png").convert("RGB"))
+    assert saved.shape[:2] == (total, 300)
+    assert np.array_equal(saved[:200], rgb)  # the picture itself, pixel for pixel, with nothing drawn over it
     ax = figure.axes[0]
     assert ax.get_xlim() == pytest.approx((0, 120)) and sorted(ax.get_ylim()) == pytest.approx([0, 80])
 
@@ -182,17 +184,25 @@ def test_l3_phantom_muscle_contour_lies_on_the_muscle_boundary() -> None:
 
 
 def test_qc_gallery_of_a_cohort_draws_every_good_case_and_names_the_failure(results_dir) -> None:
-    qc = pd.read_csv(results_dir / "qc" / "qc.csv", dtype={"case_id": str}, keep_default_na=False)
-    cohort = pd.read_csv(results_dir / "cohort.csv", dtype={"case_id": str})
+    from radiobio.report.overlays import output_shape
+    from radiobio.tables import read_table
+
+    qc = read_table(results_dir / "qc" / "qc.csv")
+    cohort = read_table(results_dir / "cohort.csv")
     assert list(qc["case_id"]) == list(cohort["case_id"])
+    assert list(qc.columns) == ["case_id", "png", "slice_index", "note", "error"]
     failed = qc[qc["error"] != ""]
     assert list(failed["case_id"]) == ["l3_broken"] and failed["error"].str.startswith("GeometryError").all()
     good = qc[qc["error"] == ""]
     for _, row in good.iterrows():
-        image = sitk.ReadImage(str(cohort.set_index("case_id").loc[row["case_id"], "image"]))
+        case = cohort.set_index("case_id").loc[row["case_id"]]
+        image = sitk.ReadImage(str(results_dir / case["image"]))
         width_mm, height_mm = (n * s for n, s in zip(image.GetSize()[:2], image.GetSpacing()[:2]))
-        png = Image.open(results_dir / "qc" / row["png"])
-        assert png.size[0] / png.size[1] == pytest.approx(width_mm / height_mm, rel=0.01)
-        assert row["slice"] == "0"
+        rows, columns = output_shape(extract_slice(image, sitk.ReadImage(str(results_dir / case["mask"]))))
+        assert columns / rows == pytest.approx(width_mm / height_mm, rel=0.01) and max(rows, columns) >= 512
+        png = np.asarray(Image.open(results_dir / "qc" / row["png"]).convert("RGB"))
+        assert png.shape[1] == columns and png.shape[0] > rows
+        assert colour_mask(png[:rows], RED).sum() > 100  # muscle contours in the picture, above the legend band
+        assert row["slice_index"] == 0
     assert (results_dir / "qc" / "montage.png").is_file()
     assert not (results_dir / "qc" / "l3_broken.png").exists()
