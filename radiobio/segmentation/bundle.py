@@ -144,23 +144,26 @@ def check_card(card: dict[str, Any], where: str = CARD_FILE) -> SegmentationConf
                                f"upgrade radiobio")
     for key in TEXT_KEYS:
         if card.get(key) is not None and not isinstance(card[key], str):
-            raise ModelBundleError(f"{where}: {key} {card[key]!r} must be text")
+            raise ModelBundleError(f"{where}: {key} {card[key]!r}: must be text")
     if card.get("backend") is not None and card["backend"] not in BACKENDS:
         raise ModelBundleError(f"{where}: backend {card['backend']!r} is not a Keras backend; choose one of "
                                f"{', '.join(BACKENDS)}")
     for key in OBJECT_KEYS:
         if card.get(key) is not None and not isinstance(card[key], dict):
-            raise ModelBundleError(f"{where}: {key} {card[key]!r} must be a JSON object")
+            raise ModelBundleError(f"{where}: {key} {card[key]!r}: must be a JSON object")
+    if not isinstance(card["labels"], dict):
+        raise ModelBundleError(f"{where}: labels {card['labels']!r}: must be a JSON object {{value: name}}, e.g. "
+                               f'{{"1": "liver", "2": "spleen"}}')
     if card["patch_size"] is None:
         raise ModelBundleError(f"{where}: patch_size null; a bundle's card gives the patch size the model was "
                                f"trained with (voxels, x y[ z])")
     training = card.get("training") or {}
     if training.get("settings") is not None and not isinstance(training["settings"], dict):
-        raise ModelBundleError(f"{where}: training.settings {training['settings']!r} must be a JSON object")
+        raise ModelBundleError(f"{where}: training.settings {training['settings']!r}: must be a JSON object")
     versions = card.get("versions") or {}
     bad = {k: v for k, v in versions.items() if not isinstance(v, str)}
     if bad:
-        raise ModelBundleError(f"{where}: versions {bad} must be text (package: version)")
+        raise ModelBundleError(f"{where}: versions {bad}: must be text (package: version)")
     data = {
         "labels": card["labels"],
         "model": card["architecture"],

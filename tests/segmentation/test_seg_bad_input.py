@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from seg_helpers import sphere_cases
+from seg_helpers import HIPPOCAMPUS_BUNDLE, sphere_cases
 
 from radiobio.errors import GeometryError, ModelBundleError
-from radiobio.imaging import write_image
-from radiobio.segmentation import load_bundle, segment, segment_image
+from radiobio.imaging import read_image, write_image
+from radiobio.segmentation import load_bundle, read_bundle, segment, segment_image
+from radiobio.segmentation.preprocessing import prepare_image
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -132,3 +133,22 @@ def test_unknown_card_keys_are_refused(tiny_bundle, tmp_path):
     (odd / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ModelBundleError, match="archtecture"):
         load_bundle(odd)
+
+
+def test_single_slice_is_refused_for_a_3d_model(tmp_path):
+    bundle = read_bundle(HIPPOCAMPUS_BUNDLE)  # the card only: the network never runs
+    assert bundle.config.dims == 3
+    one = sitk.Image([35, 51, 1], sitk.sitkFloat32)
+    one.SetSpacing((1.0, 1.0, 1.0))
+    image = read_image(write_image(one, tmp_path / "one_slice.nii.gz"))
+    assert image.GetDimension() == 3 and image.GetSize() == (35, 51, 1)
+    with pytest.raises(GeometryError, match=r"case h1: the image has 1 slice \(35 x 51 x 1 voxels\); model "
+                                            r"hippocampus-3d is 3D and needs a volume; give the DICOM folder, not "
+                                            r"one file"):
+        prepare_image(image, bundle.config, "case h1", model_name=bundle.name)
+    with pytest.raises(GeometryError, match="1 slice.*this model is 3D"):
+        prepare_image(image, bundle.config)
+    two = sitk.Image([35, 51, 2], sitk.sitkFloat32)  # two slices are a (thin) volume: prepared, not refused
+    assert prepare_image(two, bundle.config).array.shape[:3] == (2, 51, 35)
+    l3 = read_bundle("l3-muscle-demo")  # a 2D model takes a single slice
+    assert l3.config.dims == 2 and prepare_image(one, l3.config).array.ndim == 4
