@@ -17,6 +17,7 @@ case) and a picklable ``settings`` object; :func:`run_batch` does the rest, the 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -107,9 +108,11 @@ class Case:
         path = self.path(column, what=kind)
         key = (path, kind)
         if key not in self._cache:
+            if kind != "image" and self.resample_masks and check and self._reference is None \
+                    and self.value("image") is not None:
+                self.image("image")  # the image is the grid masks are resampled onto
             if kind == "image":
-                series = self.value("series_uid")
-                image = read_image(path, series_uid=str(series)) if series else read_image(path)
+                image = read_image(path, series_uid=self.value("series_uid"))
             elif self.resample_masks and check and self._reference is not None:
                 image = read_mask(path, reference=self._reference[1], resample=True)
             else:
@@ -210,6 +213,15 @@ def case_counts(table: pd.DataFrame) -> tuple[int, int]:
     errors = table["error"].fillna("").astype(str) != ""
     failed = table.loc[errors, "case_id"].unique()
     return int(table["case_id"].nunique() - len(failed)), int(len(failed))
+
+
+def case_file_name(case_id: str) -> str:
+    """A file name for ``case_id`` that no other case shares: the id itself when it is a safe name, else the
+    sanitised id plus 8 characters of its SHA-1 (``"P1 a"`` and ``"P1_a"`` never share a file)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(case_id)).strip(".") or "case"
+    if safe == case_id:
+        return safe
+    return f"{safe}-{hashlib.sha1(str(case_id).encode()).hexdigest()[:8]}"
 
 
 def order_like(table: pd.DataFrame, cohort: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:

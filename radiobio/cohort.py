@@ -81,9 +81,19 @@ def read_cohort(source: CohortSource, *, errors: Literal["raise", "mark"] = "rai
             raise CohortError(f"{len(problems)} bad row(s) in the cohort:\n{lines}")
         frame.attrs["cohort_base_dir"] = str(folder)
         return frame
-    frame["error"] = [("CohortError: " + "; ".join(problems[i])) if i in problems else "" for i in frame.index]
+    upstream = frame["error"] if "error" in frame.columns else pd.Series("", index=frame.index)
+    frame["error"] = [_upstream_error(upstream[i]) or (("CohortError: " + "; ".join(problems[i])) if i in problems
+                                                       else "") for i in frame.index]
     frame.attrs["cohort_base_dir"] = str(folder)
     return frame
+
+
+def _upstream_error(value: object) -> str:
+    """The ``error`` a previous stage left in a cohort row ("" for none): it is kept, so the root cause of a
+    failure travels down the pipeline instead of turning into "no mask" downstream."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return str(value)
 
 
 def _load(source: CohortSource) -> tuple[pd.DataFrame, Path]:

@@ -9,7 +9,6 @@ model's answer can be compared with the truth.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +29,23 @@ MUSCLE_PARAMS = {
 }
 
 
-def run_demo(out: str | Path, n_cases: int = 160, jobs: int | None = None, progress: bool = True,
+def run_demo(out: str | Path, *, n_cases: int = 160, jobs: int | None = None, progress: bool = True,
              model: str | Path = DEMO_MODEL, seed: int = 2026) -> dict[str, Any]:
     """Run the whole demo into ``out`` (an empty or demo-owned folder); return a summary with paths and key numbers.
 
-    Writes ``cohort``, ``segmentation_metrics``, ``biomarkers`` and ``features`` tables (Parquet and CSV),
-    ``masks/`` (predicted tissue maps on each image's grid), ``qc/`` (contour overlays and a montage),
-    ``survival/`` (Kaplan–Meier by sarcopenia, Cox model), ``models/`` (the card of the model used),
-    ``versions.json`` and ``report.html``.
+    ``out`` is a results folder (layout: :mod:`radiobio.report.results`): ``cohort.csv``, ``masks/`` and
+    ``models/`` written by :func:`radiobio.segment`; ``segmentation_metrics``, ``biomarkers`` and ``features``
+    tables (Parquet and CSV); ``qc/`` (contour overlays of the measured slice and a montage); ``survival/``
+    (Kaplan–Meier by sarcopenia, Cox model); ``versions.json`` and ``report.html``. The synthetic images lie in
+    ``images/``.
     """
     from radiobio.biomarkers import sarcopenia
     from radiobio.features.extraction import extract_features
-    from radiobio.tables import write_table
     from radiobio.outcome import cox, kaplan_meier
     from radiobio.report import L3_COLOURS, html, write_qc, write_survival, write_versions
     from radiobio.segmentation import evaluate, segment
     from radiobio.segmentation.catalogue import find_bundle
+    from radiobio.tables import write_table
 
     out = Path(out)
     try:
@@ -55,21 +55,22 @@ def run_demo(out: str | Path, n_cases: int = 160, jobs: int | None = None, progr
     if not (model / "model.keras").is_file():
         raise ModelBundleError(f"{model}: demo model bundle not found; train it with the command in "
                                f"models/l3-muscle-demo/MODEL_CARD.md")
-    cohort = demo_cohort(out / "cohort", n_cases, seed)
-    save = lambda table, name: [write_table(table, out / f"{name}{suffix}", table.attrs.get("provenance"))  # noqa: E731
-                                for suffix in (".parquet", ".csv")]
-    save(cohort, "cohort")
+    cohort = demo_cohort(out / "images", n_cases, seed)
 
-    segmented = segment(cohort, model, out / "masks", mask_column="mask_tissue", jobs=jobs, progress=progress)
-    metrics = evaluate(segmented, "mask_tissue", "mask_reference")
+    def save(table: pd.DataFrame, name: str) -> None:
+        for suffix in (".parquet", ".csv"):
+            write_table(table, out / f"{name}{suffix}")
+
+    segmented = segment(cohort, model=model, out_dir=out, mask_column="mask_tissue", jobs=jobs, progress=progress)
+    metrics = evaluate(segmented, pred_column="mask_tissue", ref_column="mask_reference", progress=progress)
     save(metrics, "segmentation_metrics")
 
-    biomarkers = sarcopenia(segmented, muscle_column="mask_tissue", labels=TISSUE_LABELS, cutoffs="prado2008",
-                            jobs=jobs)
+    biomarkers = sarcopenia(out / "cohort.csv", muscle_column="mask_tissue", labels=TISSUE_LABELS,
+                            cutoffs="prado2008", jobs=jobs, progress=progress)
     biomarkers["sarcopenic_int"] = biomarkers["sarcopenic"].astype("Float64")
     save(biomarkers.drop(columns="sarcopenic_int"), "biomarkers")
 
-    features = extract_features(segmented, params=MUSCLE_PARAMS, mask_column="mask_tissue",
+    features = extract_features(out / "cohort.csv", params=MUSCLE_PARAMS, mask_column="mask_tissue",
                                 labels={"muscle": TISSUE_LABELS["muscle"]}, jobs=jobs, progress=progress)
     save(features, "features")
 
@@ -82,9 +83,6 @@ def run_demo(out: str | Path, n_cases: int = 160, jobs: int | None = None, progr
 
     write_qc(segmented, out / "qc", mask_column="mask_tissue", colours=L3_COLOURS,
              label_names={v: k for k, v in TISSUE_LABELS.items()}, jobs=1)
-    card_folder = out / "models" / model.name
-    card_folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(model / "model_card.json", card_folder / "model_card.json")
     write_versions(out)
     report = html(out, title="radiobio demo: sarcopenia at L3 and survival")
 

@@ -36,7 +36,7 @@ WRITE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv")
 #: Suffixes :func:`read_table` accepts.
 READ_SUFFIXES = (*WRITE_SUFFIXES, ".txt")
 #: Columns read as text whatever they hold (identifiers).
-ID_COLUMNS = ("case_id", "ID")
+ID_COLUMNS = ("case_id", "ID", "series_uid")
 #: Columns whose empty cells mean "nothing to report" and read back as "".
 STATUS_COLUMNS = ("error", "note")
 
@@ -126,7 +126,8 @@ def read_table(path: str | os.PathLike, what: str = "table") -> pd.DataFrame:
     path = Path(path)
     if path.is_dir():
         found = [p.name for p in sorted(path.iterdir()) if p.suffix.lower() in READ_SUFFIXES][:5]
-        hint = f"; it holds {', '.join(found)}: give one of them" if found else ""
+        hint = (f"; it holds {found[0]}: give that file" if len(found) == 1 else
+                f"; it holds {', '.join(found)}: give one of them" if found else "")
         raise CohortError(f"{path} is a folder, not a {what}{hint}")
     if not path.is_file():
         raise CohortError(f"{path}: {what} not found")

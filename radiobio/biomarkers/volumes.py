@@ -37,8 +37,8 @@ def volumetry(cohort: CohortSource, *, mask_column: str = "mask",
 
     Columns: ``voxels``; ``volume_mm3`` = voxels × voxel volume (product of the spacings, mm³); ``volume_ml``
     (mL = cm³ = mm³ / 1000); ``intensity_mean``, ``intensity_sd`` (sample SD, ddof=1) and ``intensity_median`` of
-    the image inside the label, in image units (HU on CT); ``label_name`` is the label's name in a ``labels`` mapping (else
-    its number).
+    the image inside the label, in image units (HU on CT); ``label_name`` is the label's name in a ``labels``
+    mapping (else its number).
     ``labels=None`` measures every label present (an empty mask is a :class:`MaskError`); a requested label absent
     from a case gives NaN and a ``note``. ``image_column=None`` skips intensities (and the image read).
     """

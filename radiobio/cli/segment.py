@@ -1,51 +1,68 @@
-"""``radiobio segment COHORT -m MODEL_DIR -o OUT_DIR``: segment every case of a cohort with a model bundle."""
+"""``radiobio segment COHORT -m MODEL -o RESULTS_DIR``: segment every case of a cohort with a model bundle."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from radiobio.cli._common import add_jobs, add_quiet, fail, report_failures
+
+EXAMPLE = """examples:
+  radiobio segment cohort.csv -m hippocampus-3d -o results
+  radiobio segment cohort.csv -m models/l3-muscle-demo -o results --mask-column mask_tissue -j 2
+
+writes RESULTS_DIR/masks/<case>.nii.gz (each on its image's grid, with a <case>.model.json record of the model),
+RESULTS_DIR/cohort.csv (the cohort with the mask column; paths relative to RESULTS_DIR, so the next stage reads it
+from anywhere: radiobio extract RESULTS_DIR/cohort.csv ...) and RESULTS_DIR/models/<model>/ (its card).
+Masks already there are kept when the same model made them; masks of another model stop the run unless --overwrite.
+exit code: 0 every case segmented, 1 some case failed (its row holds the error), 2 usage error (nothing run).
+"""
 
 
-def register(subparsers) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``segment`` subcommand."""
     parser = subparsers.add_parser("segment", help="segment a cohort with a model bundle",
-                                   description="Segment every image of a cohort with a model bundle; masks are "
-                                               "written to OUT_DIR/<case_id>.nii.gz on each image's grid and the "
-                                               "cohort with the new mask column to OUT_DIR/cohort.csv.",
-                                   epilog="example:\n  radiobio segment cohort.csv -m models/hippocampus-3d -o masks/ "
-                                          "-j 2\n",
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   description="Segment every image of a cohort with a model bundle into a results "
+                                               "folder (masks, cohort.csv, the model's card).",
+                                   epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cohort", help="cohort manifest (CSV or Parquet) with case_id and image columns")
     parser.add_argument("-m", "--model", required=True,
                         help="model bundle folder (model.keras + model_card.json), or the name of one that "
                              "radiobio models lists")
-    parser.add_argument("-o", "--out", required=True, help="folder for the masks and the output cohort.csv")
-    parser.add_argument("--mask-column", default="mask", help="name of the new mask column (default: mask)")
-    parser.add_argument("--image-column", default="image", help="column holding image paths (default: image)")
-    parser.add_argument("-j", "--jobs", type=int, default=None,
-                        help="worker processes (default: this process, the network uses every core)")
-    parser.add_argument("--overwrite", action="store_true", help="recompute masks that already exist")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("-o", "--out", required=True, help="results folder (masks/, cohort.csv, models/)")
+    parser.add_argument("--mask-column", default="mask", help="name of the new mask column [mask]")
+    parser.add_argument("--image-column", default="image", help="column holding image paths [image]")
+    add_jobs(parser)
+    parser.add_argument("--overwrite", action="store_true",
+                        help="recompute masks that already exist (also those of another model)")
+    add_quiet(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Segment the cohort; print the model's intended use and how many masks were kept from an earlier run."""
+    from pathlib import Path
+
     from radiobio.errors import RadiobioError
-    from radiobio.segmentation.inference import segment
+    from radiobio.segmentation.bundle import read_bundle
 
     try:
-        table = segment(args.cohort, args.model, args.out, mask_column=args.mask_column, jobs=args.jobs,
-                        image_column=args.image_column, progress=not args.quiet, overwrite=args.overwrite)
+        bundle = read_bundle(args.model)  # a typo or a bad card fails before TensorFlow loads
+        print(f"model: {bundle.name} ({bundle.digest}), {bundle.config.dims}D, labels "
+              f"{', '.join(f'{k}={v}' for k, v in bundle.config.labels.items())}")
+        print(f"intended use: {bundle.intended_use}")
+        if bundle.synthetic_only:
+            print(f"warning: {bundle.name} was trained on synthetic data only; its masks on real scans are not "
+                  f"measurements", file=sys.stderr)
+        from radiobio.segmentation.inference import segment
+
+        table = segment(args.cohort, model=bundle, out_dir=args.out, mask_column=args.mask_column,
+                        image_column=args.image_column, jobs=args.jobs, progress=not args.quiet,
+                        overwrite=args.overwrite)
     except RadiobioError as exc:
-        print(f"radiobio segment: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    manifest = Path(args.out) / "cohort.csv"
-    table.to_csv(manifest, index=False)
-    failed = table[table["error"].fillna("") != ""]
-    for _, row in failed.iterrows():
-        print(f"{row['case_id']}: {row['error']}", file=sys.stderr)
-    print(f"{len(table) - len(failed)} of {len(table)} cases segmented; cohort written to {manifest}")
-    if len(failed):
-        print(f"{len(failed)} case(s) failed", file=sys.stderr)
-        return 1
-    return 0
+        return fail("segment", exc)
+    reused = table.attrs["provenance"]["reused_masks"]
+    if reused:
+        print(f"{reused} mask(s) kept from an earlier run of the same model ({bundle.digest}); --overwrite "
+              f"recomputes them")
+    return report_failures("segment", table, Path(args.out) / "cohort.csv", what="cases segmented")

@@ -86,7 +86,7 @@ def extract_case_features(image_path: str, mask_path: str, labels: list[int] | N
         check_geometry(image, mask, tolerance=tolerance, names=("image", "mask"))
     except GeometryError as exc:
         if not settings.get("correctMask", False):
-            raise GeometryError(f"{exc}; resample the mask onto the image or set correctMask: true") from None
+            raise GeometryError(f"{exc}; or set correctMask: true in the parameters") from None
         mask = resample_mask(mask, image)
 
     shape_stats = sitk.LabelShapeStatisticsImageFilter()

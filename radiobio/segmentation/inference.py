@@ -9,23 +9,28 @@ the slab, not with the volume times the number of classes. Masks are written on 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from tqdm.auto import tqdm
 
-from radiobio.cohort import CohortSource, read_cohort
-from radiobio.errors import CohortError, describe
+from radiobio import __version__
+from radiobio.atomic import write_text_atomic
+from radiobio.batch import Case, case_file_name, load_cases, run_batch
+from radiobio.cohort import CohortSource
+from radiobio.errors import ModelBundleError
 from radiobio.imaging import read_image, write_image
-from radiobio.parallel import map_cases
-from radiobio.segmentation.bundle import ModelBundle, load_bundle
+from radiobio.segmentation.bundle import ModelBundle, load_bundle, read_bundle
 from radiobio.segmentation.config import PostprocessingSettings, SegmentationConfig
 from radiobio.segmentation.data import AXIS_INDEX, patch_shape
 from radiobio.segmentation.preprocessing import PreparedImage, prepare_image, restore_mask
+from radiobio.tables import write_table
 
 #: Rows of the score buffer reduced to labels at once (bounds the temporary argmax array).
 FLUSH_ROWS = 8
@@ -209,58 +214,133 @@ def segment_prepared(prepared: PreparedImage, bundle: ModelBundle) -> sitk.Image
 
 
 _WORKER_BUNDLES: dict[str, ModelBundle] = {}
+#: Where :func:`segment` puts the masks inside its output folder.
+MASKS_DIR = "masks"
 
 
-def _segment_case(task: tuple) -> tuple[int, str | None, str]:
-    index, case_id, image_path, out_path, bundle, overwrite = task
+@dataclass(frozen=True)
+class SegmentSettings:
+    """What every case of one segmentation run shares (the bundle, or its folder in worker processes)."""
+
+    bundle: Any
+    masks_dir: str
+    image_column: str
+    overwrite: bool
+
+
+def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
+    """Segment one case (the measure of :func:`segment`): write its mask and its model record, return the path.
+
+    A mask already there is kept only when its record names the same bundle digest (so a resumed batch never mixes
+    masks of two models)."""
+    bundle = settings.bundle
+    out_path = Path(settings.masks_dir) / f"{case_file_name(case.case_id)}.nii.gz"
+    if not isinstance(bundle, ModelBundle):  # in a worker process: load once per process
+        key = str(bundle)
+        if key not in _WORKER_BUNDLES:
+            _WORKER_BUNDLES[key] = load_bundle(key)
+        bundle = _WORKER_BUNDLES[key]
+    if not settings.overwrite and out_path.is_file() and mask_model(out_path) == bundle.digest:
+        return [{"mask": str(out_path), "reused": True}]
+    series = case.value("series_uid")
+    image_path = case.path(settings.image_column, "image")
+    image = read_image(image_path, series_uid=str(series)) if series else read_image(image_path)
+    prepared = prepare_image(image, bundle.config, name=f"case {case.case_id}")
+    del image  # only the prepared array and the grids are needed from here on (memory on large volumes)
+    write_image(segment_prepared(prepared, bundle), out_path)
+    write_text_atomic(json.dumps(_mask_record(bundle, case.case_id), indent=2), _record_path(out_path))
+    return [{"mask": str(out_path), "reused": False}]
+
+
+def mask_model(mask_path: str | os.PathLike) -> str | None:
+    """The digest of the bundle that made the mask at ``mask_path`` (from its ``.model.json`` record), or None."""
+    record = _record_path(Path(mask_path))
     try:
-        if not overwrite and Path(out_path).is_file():
-            return index, out_path, ""
-        if not isinstance(bundle, ModelBundle):  # in a worker process: load once per process
-            key = str(bundle)
-            if key not in _WORKER_BUNDLES:
-                _WORKER_BUNDLES[key] = load_bundle(key)
-            bundle = _WORKER_BUNDLES[key]
-        image = read_image(image_path)
-        prepared = prepare_image(image, bundle.config, name=f"case {case_id}")
-        del image  # only the prepared array and the grids are needed from here on (memory on large volumes)
-        write_image(segment_prepared(prepared, bundle), out_path)
-        return index, out_path, ""
-    except Exception as exc:  # a batch never dies for one case: the error becomes the row's text
-        return index, None, describe(exc)
+        return str(json.loads(record.read_text())["digest"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
-def segment(cohort: CohortSource, model: ModelBundle | str | os.PathLike, out_dir: str | os.PathLike,
-            mask_column: str = "mask", jobs: int | None = None, executor=None, image_column: str = "image",
-            progress: bool = True, overwrite: bool = False) -> pd.DataFrame:
+def _record_path(mask_path: Path) -> Path:
+    return mask_path.with_name(mask_path.name.removesuffix(".nii.gz") + ".model.json")
+
+
+def _mask_record(bundle: ModelBundle, case_id: str) -> dict[str, Any]:
+    return {"case_id": case_id, "model": bundle.name, "digest": bundle.digest,
+            "labels": {str(k): v for k, v in bundle.config.labels.items()}, "intended_use": bundle.intended_use}
+
+
+def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out_dir: str | os.PathLike,
+            mask_column: str = "mask", image_column: str = "image", jobs: int | None = None, executor: Any = None,
+            progress: bool = False, overwrite: bool = False) -> pd.DataFrame:
     """Segment every case of ``cohort`` with a model bundle; return the cohort with ``mask_column`` filled.
 
-    Masks are written to ``out_dir/<case_id>.nii.gz`` on each image's own grid, atomically; a mask already there is
-    kept unless ``overwrite=True`` (so an interrupted batch resumes). ``jobs=None`` or 1 runs in this process (the
-    network already uses every core); ``jobs > 1`` or a Dask ``executor`` spreads cases over workers that each
-    load the bundle. A failing case gets ``None`` and an ``error`` text; a missing or invalid bundle raises
-    :class:`~radiobio.errors.ModelBundleError` before any case runs.
+    ``out_dir`` becomes a results folder: ``masks/<case>.nii.gz`` (each on its image's own grid, written
+    atomically, with a ``<case>.model.json`` record of the bundle that made it), ``cohort.csv`` (the returned table;
+    paths relative to ``out_dir``; provenance names the model) and ``models/<bundle>/`` (the bundle's card, for the
+    report). A mask already there is kept when the same bundle made it (an interrupted batch resumes); masks of
+    another bundle raise :class:`~radiobio.errors.ModelBundleError` before any case runs, unless
+    ``overwrite=True``. ``jobs``: ``None`` or 1 in this process (the network already uses every core), N worker
+    processes that each load the bundle, or a Dask ``executor``. A failing case gets no mask and an ``error`` text
+    (a case that failed upstream keeps its error); a missing or invalid bundle raises
+    :class:`~radiobio.errors.ModelBundleError` before any case runs. The returned table's
+    ``attrs["provenance"]`` and the run's ``segment_summary`` give the model and how many masks were reused.
     """
-    bundle = load_bundle(model)
-    table = read_cohort(cohort, check_files=False)
-    if image_column not in table.columns:
-        raise CohortError(f"cohort has no column {image_column!r} (columns: {list(table.columns)})")
+    bundle = read_bundle(model)  # fails fast on a bad name or card, before Keras loads
+    table = load_cases(cohort, stage="segment", required=(image_column,))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    masks = out / MASKS_DIR
+    if not overwrite:
+        _refuse_foreign_masks(table, masks, bundle)
+    masks.mkdir(parents=True, exist_ok=True)
     in_process = executor is None and (jobs is None or jobs == 1)
-    payload = bundle if in_process else str(bundle.path.resolve())
-    tasks = [(i, case_id, path, str(out / f"{_safe_name(case_id)}.nii.gz"), payload, overwrite)
-             for i, (case_id, path) in enumerate(zip(table["case_id"], table[image_column]))]
-    masks: list[str | None] = [None] * len(tasks)
-    errors = list(table["error"]) if "error" in table.columns else [""] * len(tasks)
-    results = map_cases(_segment_case, tasks, jobs=1 if in_process else jobs, executor=executor)
-    for index, path, error in tqdm(results, total=len(tasks), desc="segmenting", disable=not progress):
-        masks[index] = path
-        errors[index] = error or (errors[index] if isinstance(errors[index], str) else "")
-    table[mask_column] = masks
-    table["error"] = errors
-    return table
+    payload = load_bundle(bundle) if in_process else str(bundle.path.resolve())
+    settings = SegmentSettings(payload, str(masks.resolve()), image_column, overwrite)
+    rows = {r["case_id"]: r for r in run_batch(table, segment_case, settings, stage="segment", jobs=jobs,
+                                                executor=executor, progress=progress)}
+    result = table.drop(columns=["error"])
+    result[mask_column] = [rows[c].get("mask") for c in result["case_id"]]
+    result["error"] = [rows[c]["error"] for c in result["case_id"]]
+    reused = sum(bool(r.get("reused")) for r in rows.values() if not r["error"])
+    result.attrs["cohort_base_dir"] = table.attrs.get("cohort_base_dir")
+    result.attrs["provenance"] = {"stage": "segment", "mask_column": mask_column, "reused_masks": reused,
+                                  "model": {"name": bundle.name, "digest": bundle.digest,
+                                            "labels": {str(k): v for k, v in bundle.config.labels.items()},
+                                            "intended_use": bundle.intended_use}, "radiobio": __version__}
+    write_table(result, out / "cohort.csv")
+    _copy_card(bundle, out / "models" / bundle.name)
+    return result
 
 
-def _safe_name(case_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(case_id))
+def _refuse_foreign_masks(table: pd.DataFrame, masks: Path, bundle: ModelBundle) -> None:
+    foreign: dict[str, int] = {}
+    for case_id in table["case_id"]:
+        path = masks / f"{case_file_name(case_id)}.nii.gz"
+        if path.is_file():
+            digest = mask_model(path)
+            if digest != bundle.digest:
+                foreign[digest or "unknown"] = foreign.get(digest or "unknown", 0) + 1
+    if foreign:
+        found = ", ".join(f"{n} by {_model_name(masks, d)}" for d, n in foreign.items())
+        raise ModelBundleError(f"{masks} already holds masks of these cases made by another model ({found}); "
+                               f"segmenting with {bundle.name} ({bundle.digest}) would mix two models: give another "
+                               f"output folder, or overwrite=True (CLI --overwrite) to replace them")
+
+
+def _model_name(masks: Path, digest: str) -> str:
+    for record in masks.glob("*.model.json"):
+        try:
+            data = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("digest") == digest:
+            return f"{data.get('model')} ({digest})"
+    return "an unrecorded model" if digest == "unknown" else digest
+
+
+def _copy_card(bundle: ModelBundle, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("model_card.json", "MODEL_CARD.md"):
+        source = bundle.path / name
+        if source.is_file():
+            write_text_atomic(source.read_text(encoding="utf-8"), folder / name)

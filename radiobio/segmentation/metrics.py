@@ -21,15 +21,22 @@ percentile Hausdorff filter. Tests cross-check against SimpleITK's ``LabelOverla
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage
 
-from radiobio.cohort import CohortSource, read_cohort
-from radiobio.errors import CohortError, describe
-from radiobio.imaging import check_geometry, labels_present, read_mask
-from radiobio.parallel import map_cases
+from radiobio import __version__
+from radiobio.batch import Case, carried_columns, load_cases, order_like, run_batch
+from radiobio.cohort import CohortSource
+from radiobio.errors import RadiobioError
+from radiobio.imaging import check_geometry, labels_present
+from radiobio.labels import Labels, label_map
+from radiobio.tables import read_table
 
 METRIC_COLUMNS = ("dice", "iou", "hd95_mm", "hausdorff_mm", "assd_mm", "volume_similarity", "pred_volume_ml",
                   "ref_volume_ml")
@@ -92,54 +99,80 @@ def compare_masks(pred: sitk.Image, ref: sitk.Image, labels: list[int] | None = 
             for label in labels]
 
 
-def _evaluate_case(task: tuple) -> list[dict]:
-    case_id, pred_path, ref_path, labels = task
-    try:
-        if pred_path is None or ref_path is None:
-            missing = "prediction" if pred_path is None else "reference"
-            raise CohortError(f"no {missing} mask path for this case")
-        ref = read_mask(ref_path)
-        pred = read_mask(pred_path)
-        return [{"case_id": case_id, **row, "error": ""} for row in compare_masks(pred, ref, labels)]
-    except Exception as exc:  # one bad case becomes one error row
-        return [{"case_id": case_id, "label": np.nan, "error": describe(exc)}]
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """What every case of one evaluation shares."""
+
+    pred_column: str
+    ref_column: str
+    labels: tuple[int, ...] | None
+    label_names: dict[int, str]
 
 
-def evaluate(cohort: CohortSource, pred_column: str, ref_column: str, labels: list[int] | None = None,
-             jobs: int | None = 1, executor=None) -> pd.DataFrame:
+def evaluate_case(settings: EvaluationSettings, case: Case) -> list[dict[str, Any]]:
+    """Score one case (the measure of :func:`evaluate`): one row per label."""
+    ref = case.mask(settings.ref_column, check=False, what="reference mask")
+    pred = case.mask(settings.pred_column, check=False, what="predicted mask")
+    labels = list(settings.labels) if settings.labels is not None else None
+    return [{**row, "label_name": settings.label_names.get(row["label"], str(row["label"]))}
+            for row in compare_masks(pred, ref, labels)]
+
+
+def evaluate(cohort: CohortSource, *, pred_column: str = "mask", ref_column: str,
+             labels: Labels = None, carry: bool | Sequence[str] = True, jobs: int | None = None,
+             executor: Any = None, progress: bool = False) -> pd.DataFrame:
     """Score predicted masks against reference masks: one row per case × label (see module docs for metrics).
 
-    ``labels`` restricts (or extends: a label absent from both counts as correct) the labels scored; by default each
-    case scores the labels found in either mask. Cases that fail (unreadable mask, different grids) get one row
-    with an ``error``. ``table.attrs["summary"]`` holds :func:`summarize` of the table.
+    ``labels`` restricts (or extends: a label absent from both counts as correct) the labels scored, as values or
+    ``{label_name: value}``; by default each case scores the labels found in either mask, named after the model
+    that made the predictions when the cohort is a manifest written by :func:`radiobio.segment`. Clinical columns
+    pass through (``carry``). Cases that fail (unreadable mask, different grids) get one row with an ``error``.
+    :func:`summarize` gives the per-label summary.
     """
-    table = read_cohort(cohort, check_files=False)
-    for column in (pred_column, ref_column):
-        if column not in table.columns:
-            raise CohortError(f"cohort has no column {column!r} (columns: {list(table.columns)})")
-    tasks = [(row["case_id"], _path(row[pred_column]), _path(row[ref_column]), labels)
-             for _, row in table.iterrows()]
-    rows = [row for result in map_cases(_evaluate_case, tasks, jobs=jobs, executor=executor) for row in result]
-    scores = pd.DataFrame(rows, columns=["case_id", "label", *METRIC_COLUMNS, "empty", "error"])
-    order = {case_id: i for i, case_id in enumerate(table["case_id"])}
-    scores = scores.sort_values(["case_id", "label"], key=lambda s: s.map(order) if s.name == "case_id" else s)
-    scores = scores.reset_index(drop=True)
+    wanted = label_map(labels)
+    names = {v: k for k, v in wanted.items()} if wanted else _model_label_names(cohort)
+    table = load_cases(cohort, stage="evaluate", required=(pred_column, ref_column), require_image=False)
+    carried = carried_columns(table, carry, exclude=(*METRIC_COLUMNS, "label", "label_name", "empty"))
+    settings = EvaluationSettings(pred_column, ref_column, tuple(wanted.values()) if wanted else None, names)
+    rows = run_batch(table, evaluate_case, settings, stage="evaluate", carry=carried, jobs=jobs, executor=executor,
+                     progress=progress)
+    columns = ["case_id", "label", "label_name", *METRIC_COLUMNS, "empty", *carried, "note", "error"]
+    scores = order_like(pd.DataFrame.from_records(rows, columns=columns), table, extra=["label"])
     scores["label"] = scores["label"].astype("Int64")
-    scores.attrs["summary"] = summarize(scores)
+    for column in ("empty", "note", "error"):
+        scores[column] = scores[column].fillna("")
+    model = _model_record(cohort)
+    scores.attrs["provenance"] = {"stage": "evaluate", "pred_column": pred_column, "ref_column": ref_column,
+                                  "labels": wanted, "model": model.get("name"), "model_digest": model.get("digest"),
+                                  "radiobio": __version__}
     return scores
 
 
-def _path(value) -> str | None:
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+def _model_record(cohort: CohortSource) -> dict[str, Any]:
+    """The ``model`` entry of the provenance of a manifest written by :func:`radiobio.segment` (else empty)."""
+    if isinstance(cohort, pd.DataFrame):
+        provenance = cohort.attrs.get("provenance") or {}
+    else:
+        try:
+            provenance = read_table(cohort).attrs.get("provenance") or {}
+        except RadiobioError:
+            return {}
+    model = provenance.get("model")
+    return model if isinstance(model, dict) else {}
+
+
+def _model_label_names(cohort: CohortSource) -> dict[int, str]:
+    labels = _model_record(cohort).get("labels") or {}
+    return {int(k): str(v) for k, v in labels.items()}
 
 
 def summarize(scores: pd.DataFrame) -> pd.DataFrame:
     """Per label: number of cases, mean, standard deviation and median of each metric (failed cases excluded)."""
     ok = scores[scores["error"] == ""]
     if ok.empty:
-        return pd.DataFrame(columns=["label", "n"]).set_index("label")
+        return pd.DataFrame(columns=["label", "label_name", "n"]).set_index("label")
     grouped = ok.groupby("label")
-    summary = pd.DataFrame({"n": grouped.size()})
+    summary = pd.DataFrame({"label_name": grouped["label_name"].first(), "n": grouped["case_id"].nunique()})
     for metric in ("dice", "iou", "hd95_mm", "assd_mm", "volume_similarity"):
         summary[f"{metric}_mean"] = grouped[metric].mean()
         summary[f"{metric}_std"] = grouped[metric].std(ddof=1)

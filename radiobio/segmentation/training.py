@@ -194,11 +194,11 @@ def validate_bundle(bundle_dir: str | os.PathLike, validation: pd.DataFrame, ima
     bundle_dir = Path(bundle_dir)
     scratch = bundle_dir / "validation_masks"
     try:
-        predicted = segment(validation.rename(columns={mask_column: "reference"}), bundle_dir, scratch,
+        predicted = segment(validation.rename(columns={mask_column: "reference"}), model=bundle_dir, out_dir=scratch,
                             mask_column="predicted", image_column=image_column, jobs=1, progress=progress,
                             overwrite=True)
         labels = sorted(int(k) for k in bundles.read_card(bundle_dir)["labels"])
-        scores = evaluate(predicted, "predicted", "reference", labels=labels)
+        scores = evaluate(predicted, pred_column="predicted", ref_column="reference", labels=labels)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary = summarize(scores)

@@ -64,11 +64,11 @@ def test_2d_image_and_wrong_channels_for_a_3d_model(tiny_bundle, tmp_path):
         "case_id": ["flat", "good"],
         "image": [str(write_image(flat, tmp_path / "flat.nii.gz")), str(write_image(good, tmp_path / "g.nii.gz"))],
     })
-    result = segment(cohort, tiny_bundle, tmp_path / "masks", progress=False)
+    result = segment(cohort, model=tiny_bundle, out_dir=tmp_path / "seg", progress=False)
     assert result.loc[0, "mask"] is None and result.loc[0, "error"].startswith("GeometryError")
-    assert result.loc[1, "error"] == "" and (tmp_path / "masks" / "good.nii.gz").is_file()
-    assert not (tmp_path / "masks" / "flat.nii.gz").exists()
-    assert not [p for p in (tmp_path / "masks").iterdir() if p.name.startswith(".")]
+    assert result.loc[1, "error"] == "" and (tmp_path / "seg" / "masks" / "good.nii.gz").is_file()
+    assert not (tmp_path / "seg" / "masks" / "flat.nii.gz").exists()
+    assert not [p for p in (tmp_path / "seg" / "masks").iterdir() if p.name.startswith(".")]
 
 
 def test_masks_appear_only_when_complete_and_batches_resume(tiny_bundle, tmp_path, monkeypatch):
@@ -81,14 +81,14 @@ def test_masks_appear_only_when_complete_and_batches_resume(tiny_bundle, tmp_pat
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(sitk, "WriteImage", broken_write)
-    result = segment(cohort, tiny_bundle, tmp_path / "masks", progress=False)
+    result = segment(cohort, model=tiny_bundle, out_dir=tmp_path / "seg", progress=False)
     assert "disk full" in result.loc[0, "error"]
-    assert list((tmp_path / "masks").iterdir()) == []
+    assert list((tmp_path / "seg" / "masks").iterdir()) == []
     monkeypatch.undo()
-    first = segment(cohort, tiny_bundle, tmp_path / "masks", progress=False)
-    written = tmp_path / "masks" / "a.nii.gz"
+    first = segment(cohort, model=tiny_bundle, out_dir=tmp_path / "seg", progress=False)
+    written = tmp_path / "seg" / "masks" / "a.nii.gz"
     stamp = written.stat().st_mtime_ns
-    again = segment(cohort, tiny_bundle, tmp_path / "masks", progress=False)
+    again = segment(cohort, model=tiny_bundle, out_dir=tmp_path / "seg", progress=False)
     assert written.stat().st_mtime_ns == stamp and again.loc[0, "mask"] == first.loc[0, "mask"]
 
 
@@ -107,7 +107,7 @@ def test_missing_and_corrupt_bundles(tiny_bundle, tmp_path):
     with pytest.raises(ModelBundleError, match="JSON"):
         load_bundle(broken)
     with pytest.raises(ModelBundleError):
-        segment(pd.DataFrame({"case_id": ["a"], "image": ["x.nii.gz"]}), broken, tmp_path / "out")
+        segment(pd.DataFrame({"case_id": ["a"], "image": ["x.nii.gz"]}), model=broken, out_dir=tmp_path / "out")
 
 
 def test_lambda_layer_is_refused_by_safe_mode(tiny_bundle, tmp_path):

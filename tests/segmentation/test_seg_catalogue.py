@@ -62,7 +62,7 @@ def test_cli_lists_models_and_segments_by_name(tiny_bundle, sphere_cohort, tmp_p
     assert cli(["models", "--search-path"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == str(tmp_path / "models")
     cohort = sphere_cohort.head(2)
-    by_name = segment(cohort, "my-spheres", tmp_path / "masks", progress=False)
+    by_name = segment(cohort, model="my-spheres", out_dir=tmp_path / "masks", progress=False)
     assert (by_name["error"] == "").all() and all(Path(p).is_file() for p in by_name["mask"])
 
 

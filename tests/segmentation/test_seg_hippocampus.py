@@ -26,9 +26,10 @@ def test_shipped_bundle_segments_held_out_cases(hippocampus_bundle, hippocampus_
         "image": [str(hippocampus_data / "images" / f"{c}.nii.gz") for c in cases],
         "truth": [str(hippocampus_data / "labels" / f"{c}.nii.gz") for c in cases],
     })
-    result = segment(cohort, hippocampus_bundle, tmp_path / "masks", mask_column="predicted", progress=False)
+    result = segment(cohort, model=hippocampus_bundle, out_dir=tmp_path / "masks",
+                     mask_column="predicted", progress=False)
     assert (result["error"] == "").all()
-    scores = evaluate(result, "predicted", "truth", labels=[1, 2])
+    scores = evaluate(result, pred_column="predicted", ref_column="truth", labels=[1, 2])
     assert len(scores) == 2 * len(cases)
     assert scores.groupby("label")["dice"].mean().min() >= 0.8
     assert scores["hd95_mm"].median() < 5.0

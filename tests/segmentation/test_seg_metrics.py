@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from radiobio.errors import GeometryError
 from radiobio.imaging import write_image
 from radiobio.segmentation import evaluate
-from radiobio.segmentation.metrics import compare_masks, label_metrics, surface_distances
+from radiobio.segmentation.metrics import compare_masks, label_metrics, summarize, surface_distances
 from radiobio.synthetic import Ellipsoid, ellipsoid_phantom
 
 SIZE, SPACING = (48, 44, 32), (0.8, 1.0, 2.0)  # anisotropic, so voxel counts and mm differ
@@ -87,13 +87,20 @@ def test_evaluate_cohort_per_case_and_label_with_error_rows(pair, tmp_path):
     other_grid = sitk.Image(8, 8, 8, sitk.sitkUInt8)
     rows.append({"case_id": "bad", "image": "unused", "pred": str(write_image(other_grid, tmp_path / "b.nii.gz")),
                  "ref": rows[0]["ref"]})
-    scores = evaluate(pd.DataFrame(rows), "pred", "ref")
+    scores = evaluate(pd.DataFrame(rows), pred_column="pred", ref_column="ref")
     assert list(scores["case_id"]) == ["c0", "c1", "c1", "bad"]
     assert list(scores["label"].iloc[:3]) == [1, 1, 2]
     assert scores.loc[2, "empty"] == "ref" and scores.loc[2, "dice"] == 0
     assert "GeometryError" in scores.loc[3, "error"]
-    summary = scores.attrs["summary"]
-    assert summary.loc[1, "n"] == 2
+    summary = summarize(scores)
+    assert summary.loc[1, "n"] == 2 and summary.loc[2, "n"] == 1
+    assert scores["label_name"].iloc[:3].tolist() == ["1", "1", "2"]
+    named = evaluate(pd.DataFrame(rows).assign(site="A"), pred_column="pred", ref_column="ref",
+                     labels={"liver": 1, "spleen": 2})
+    assert named["label_name"].iloc[:2].tolist() == ["liver", "spleen"]
+    assert (named["site"] == "A").all()  # clinical columns pass through
+    both = pd.concat([scores, named])  # nothing but provenance in attrs: results concatenate
+    assert len(both) == len(scores) + len(named)
 
 
 def test_compare_masks_refuses_different_grids(pair):

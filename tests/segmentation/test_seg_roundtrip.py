@@ -11,6 +11,7 @@ from seg_helpers import sphere_cases
 
 from radiobio.cli import main
 from radiobio.segmentation import evaluate, load_bundle, segment
+from radiobio.segmentation.metrics import summarize
 
 
 def test_train_writes_a_complete_bundle(tiny_bundle):
@@ -35,7 +36,7 @@ def test_segment_and_evaluate_new_cases(tiny_bundle, tmp_path):
 
     cohort = write_cohort(sphere_cases(3, seed=7), tmp_path / "new")
     cohort["sex"] = ["F", "M", "F"]  # clinical columns pass through
-    result = segment(cohort.rename(columns={"mask": "mask_truth"}), tiny_bundle, tmp_path / "masks",
+    result = segment(cohort.rename(columns={"mask": "mask_truth"}), model=tiny_bundle, out_dir=tmp_path / "masks",
                      mask_column="mask_pred", progress=False)
     assert list(result["sex"]) == ["F", "M", "F"]
     assert (result["error"] == "").all()
@@ -44,11 +45,11 @@ def test_segment_and_evaluate_new_cases(tiny_bundle, tmp_path):
         assert mask.GetSize() == image.GetSize()
         assert mask.GetSpacing() == image.GetSpacing() and mask.GetOrigin() == image.GetOrigin()
         assert mask.GetDirection() == image.GetDirection()
-    scores = evaluate(result, "mask_pred", "mask_truth")
+    scores = evaluate(result, pred_column="mask_pred", ref_column="mask_truth")
     assert len(scores) == 3 and (scores["error"] == "").all()
     assert scores["dice"].mean() > 0.8
     assert scores["hd95_mm"].max() < 10.0
-    assert "dice_mean" in scores.attrs["summary"].columns
+    assert "dice_mean" in summarize(scores).columns
 
 
 def test_bundle_reloads_with_safe_mode(tiny_bundle):
@@ -95,9 +96,10 @@ def test_2d_model_segments_slice_by_slice(sphere_cohort, tmp_path):
     bundle = train(sphere_cohort, config, tmp_path / "model2d", progress=False)
     card = json.loads((bundle / "model_card.json").read_text())
     assert card["architecture"]["architecture"] == "unet2d"
-    result = segment(sphere_cohort.iloc[:2], bundle, tmp_path / "masks", mask_column="mask_2d", progress=False)
+    result = segment(sphere_cohort.iloc[:2], model=bundle, out_dir=tmp_path / "masks",
+                     mask_column="mask_2d", progress=False)
     assert (result["error"] == "").all()
-    scores = evaluate(result, "mask_2d", "mask")
+    scores = evaluate(result, pred_column="mask_2d", ref_column="mask")
     assert scores["dice"].mean() > 0.7
 
 
@@ -105,7 +107,7 @@ def test_segment_with_an_executor_loads_the_bundle_in_workers(tiny_bundle, spher
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:
-        result = segment(sphere_cohort.iloc[:2].drop(columns="mask"), tiny_bundle, tmp_path / "masks",
+        result = segment(sphere_cohort.iloc[:2].drop(columns="mask"), model=tiny_bundle, out_dir=tmp_path / "masks",
                          executor=pool, progress=False)
     assert (result["error"] == "").all()
     assert all(sitk.ReadImage(p).GetSize() == sitk.ReadImage(i).GetSize()

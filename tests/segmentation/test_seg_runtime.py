@@ -93,8 +93,8 @@ HIPPOCAMPUS = textwrap.dedent("""
     bundle, data, out, cases = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
     cohort = pd.DataFrame({"case_id": cases, "image": [f"{data}/images/{c}.nii.gz" for c in cases],
                            "truth": [f"{data}/labels/{c}.nii.gz" for c in cases]})
-    result = segment(cohort, bundle, out, mask_column="predicted", progress=False)
-    scores = evaluate(result, "predicted", "truth", labels=[1, 2])
+    result = segment(cohort, model=bundle, out_dir=out, mask_column="predicted", progress=False)
+    scores = evaluate(result, pred_column="predicted", ref_column="truth", labels=[1, 2])
     print(json.dumps({"errors": list(result["error"]), "dice": scores["dice"].tolist()}))
 """)
 
@@ -142,7 +142,7 @@ def test_torch_runner_segments_hippocampus_like_tensorflow(hippocampus_bundle, h
     cohort = pd.DataFrame({"case_id": cases,
                            "image": [str(hippocampus_data / "images" / f"{c}.nii.gz") for c in cases],
                            "truth": [str(hippocampus_data / "labels" / f"{c}.nii.gz") for c in cases]})
-    result = segment(cohort, hippocampus_bundle, tmp_path / "tf", mask_column="predicted", progress=False)
-    tf_dice = evaluate(result, "predicted", "truth", labels=[1, 2])["dice"].to_numpy()
+    result = segment(cohort, model=hippocampus_bundle, out_dir=tmp_path / "tf", mask_column="predicted", progress=False)
+    tf_dice = evaluate(result, pred_column="predicted", ref_column="truth", labels=[1, 2])["dice"].to_numpy()
     assert min(tf_dice) > 0.7
     np.testing.assert_allclose(torch_result["dice"], tf_dice, atol=0.005)
