@@ -54,10 +54,18 @@ _pinned_call.threads = None  # type: ignore[attr-defined]
 
 
 def resolve_jobs(jobs: int | None) -> int:
-    """``None`` → all available cores; a negative number counts back from them (-1 = all); at least 1."""
-    cores = available_cores()
+    """The number of processes ``jobs`` asks for: ``None`` or 1 → 1 (this process); N → N; a negative number counts
+    back from the available cores (-1 = all of them, -2 = all but one); at least 1.
+
+    Raises :class:`~radiobio.errors.SettingsError` for 0 or a value that is not a whole number.
+    """
+    from radiobio.errors import SettingsError
+
     if jobs is None:
-        return cores
+        return 1
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs == 0:
+        raise SettingsError(f"jobs must be None, a positive number of processes or -1 (all cores), not {jobs!r}")
+    cores = available_cores()
     if jobs < 0:
         return max(1, cores + 1 + jobs)
     return max(1, jobs)
@@ -68,9 +76,12 @@ def map_cases(func: Callable[[Any], Any], items: Iterable[Any], jobs: int | None
     """Yield ``func(item)`` for every item, in completion order.
 
     ``executor`` may be a Dask ``distributed.Client`` (tasks run on its workers, each pinned to the threads of its
-    worker) or a ``concurrent.futures.Executor``. Without one, ``jobs`` local processes are used (``jobs=1``: in
-    this process). ``func`` should catch its own errors and return them as data so one case never stops the batch.
+    worker) or a ``concurrent.futures.Executor``. Without one, ``jobs`` local processes are used (``None`` or 1: in
+    this process; see :func:`resolve_jobs`). ``func`` should catch its own errors and return them as data so one
+    case never stops the batch. Local workers end with the batch: when it is interrupted (Ctrl-C, SIGTERM) or the
+    parent dies, they are stopped too.
     """
+    workers = resolve_jobs(jobs)
     items = list(items)
     if not items:
         return
@@ -82,23 +93,75 @@ def map_cases(func: Callable[[Any], Any], items: Iterable[Any], jobs: int | None
         for future in cf.as_completed(futures):
             yield future.result()
         return
-    workers = min(resolve_jobs(jobs), len(items))
+    workers = min(workers, len(items))
     if workers == 1:
         for item in items:
             yield func(item)
         return
     threads = max(1, available_cores() // workers)
     context = multiprocessing.get_context(_start_method())
-    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=pin_threads,
-                                initargs=(threads,)) as pool:
+    pool = cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,))
+    previous = _stop_on_sigterm()
+    try:
         futures = [pool.submit(func, item) for item in items]
-        try:
-            for future in cf.as_completed(futures):
-                yield future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        for future in cf.as_completed(futures):
+            yield future.result()
+    except cf.process.BrokenProcessPool as exc:
+        from radiobio.errors import SettingsError
+
+        raise SettingsError(f"the worker processes stopped before finishing ({exc}). In a script, put the calls that "
+                            f"run radiobio with jobs > 1 under `if __name__ == \"__main__\":` (worker processes "
+                            f"import the script again); or use jobs=1") from exc
+    except BaseException:
+        _terminate(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _restore_sigterm(previous)
+
+
+def _start_worker(threads: int) -> None:
+    """Worker start-up: die with the parent (Linux), pin thread pools."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    pin_threads(threads)
+
+
+def _stop_on_sigterm() -> Any:
+    """In the main thread, turn SIGTERM into SystemExit so a killed batch stops its workers; returns the old
+    handler (None when nothing was changed)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, stop)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+    import threading
+
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop every worker process of ``pool`` now (running cases are abandoned; finished ones were written)."""
+    for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
+        if process.is_alive():
+            process.terminate()
 
 
 def _tensorflow_loaded() -> bool:
