@@ -101,7 +101,7 @@ def run(name: str, batch: Path, ours_input: Path, folder: Path, jobs: int) -> fl
     t_ref, cpu_ref = timed([str(BIN / "pyradiomics"), str(batch), "-p", str(params), "-o", str(ref_out),
                             "-f", "csv", "-j", str(jobs)])
     t_ours, cpu_ours = timed([str(BIN / "radiobio"), "extract", str(ours_input), "-p", str(params),
-                              "-o", str(our_out), "-j", str(jobs), "--no-progress"])
+                              "-o", str(our_out), "-j", str(jobs), "--quiet"])
     count, worst = compare(ref_out, our_out)
     print(f"[{name}] pyradiomics {t_ref:.2f} s wall ({cpu_ref:.1f} s CPU), radiobio {t_ours:.2f} s wall "
           f"({cpu_ours:.1f} s CPU); {count} values compared, worst relative difference {worst:.1e}")

@@ -161,8 +161,8 @@ def worker(args: argparse.Namespace) -> dict:
 
     cohort = pd.DataFrame({"case_id": ["bench"], "image": [args.image]})
     start = time.perf_counter()
-    result = segment(cohort, bundle, workdir / f"masks-{args.mode}-{keras.backend.backend()}", progress=False,
-                     overwrite=True)
+    result = segment(cohort, model=bundle, out_dir=workdir / f"masks-{args.mode}-{keras.backend.backend()}",
+                     progress=False, overwrite=True)
     wall = time.perf_counter() - start
     if result.loc[0, "error"]:
         raise RuntimeError(result.loc[0, "error"])
