@@ -110,3 +110,18 @@ def test_cli_segment_runs_with_a_clean_console(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "seg").rglob("l3_00*.nii.gz"))) == 2  # one mask per case, wherever segment puts them
     _assert_clean(result.stderr)
+
+
+@pytest.mark.timeout(400)
+def test_notebook_shows_no_stderr_block():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("from radiobio.segmentation import load_bundle\n"
+                                                "bundle = load_bundle('l3-muscle-demo')\n"
+                                                "print(bundle.name)")]
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO)}}).execute()
+    outputs = notebook.cells[0].outputs
+    assert [o.get("name") for o in outputs] == ["stdout"], outputs  # no red stderr output at all
+    assert outputs[0]["text"] == "l3-muscle-demo\n"
