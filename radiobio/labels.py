@@ -2,14 +2,16 @@
 
 A labels argument is ``None`` (every non-zero label present), a label value, a list of values, or a mapping
 ``{name: value}``; every stage turns it into ``{label_name: value}`` with :func:`label_map`, so every table names
-its labels the same way (the ``label_name`` column). On the command line ``--labels`` takes ``1,2`` or
-``liver=5,spleen=1`` in every subcommand (:func:`parse_labels`).
+its labels the same way (the ``label_name`` column). On the command line ``--labels`` takes ``1,2``,
+``liver=5,spleen=1`` or a JSON class map (``class_map.json[:task]``) in every subcommand (:func:`parse_labels`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -62,8 +64,47 @@ def _integer(value: object) -> int | None:
     return None
 
 
+def read_label_file(path: str | Path, key: str | None = None) -> dict[str, int]:
+    """Read label names from a JSON class map: ``{value: name}`` or ``{name: value}`` (both orders accepted), or a
+    map of such maps chosen by ``key`` (TotalSegmentator's ``class_map.json``: ``{"total": {"1": "spleen", ...}}``).
+
+    Returns ``{label_name: value}``; raises :class:`SettingsError` naming the file and what it holds.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"label file {path}: cannot read it as JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"label file {path}: expected a JSON object {{value: name}}, not {type(data).__name__}")
+    nested = {k: v for k, v in data.items() if isinstance(v, dict)}
+    if nested:
+        if key is None and len(nested) == 1:
+            key = next(iter(nested))
+        if key not in nested:
+            raise SettingsError(f"label file {path} holds several class maps ({', '.join(nested)}); choose one: "
+                                f"{path}:{next(iter(nested))}")
+        data = nested[key]
+    pairs: dict[str, int] = {}
+    for k, v in data.items():
+        if str(k).strip().lstrip("-").isdigit():
+            pairs[str(v)] = int(k)
+        elif isinstance(v, int) or str(v).strip().isdigit():
+            pairs[str(k)] = int(v)
+        else:
+            raise SettingsError(f"label file {path}: entry {k!r}: {v!r} pairs no label number with a name")
+    return label_map(pairs, f"label file {path}") or {}
+
+
 def parse_labels(text: str) -> list[int] | dict[str, int]:
-    """Parse a CLI ``--labels`` value: ``1,2`` into ``[1, 2]``, ``liver=5,spleen=1`` into ``{'liver': 5, ...}``."""
+    """Parse a CLI ``--labels`` value: ``1,2`` into ``[1, 2]``, ``liver=5,spleen=1`` into ``{'liver': 5, ...}``, and
+    ``class_map.json`` (or ``class_map.json:total``) through :func:`read_label_file`."""
+    path, _, key = text.partition(".json")
+    if _ == ".json":
+        try:
+            return read_label_file(path + ".json", key.lstrip(":") or None)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     parts = [p.strip() for p in text.split(",") if p.strip()]
     try:
         if parts and all("=" in p for p in parts):

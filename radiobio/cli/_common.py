@@ -32,7 +32,7 @@ def add_quiet(parser: argparse.ArgumentParser) -> None:
 def add_labels(parser: argparse.ArgumentParser, help_text: str, default: Any = None) -> None:
     """``--labels 1,2`` or ``--labels name=1,name=2``."""
     parser.add_argument("--labels", type=parse_labels, default=default, metavar="LABELS",
-                        help=f"{help_text}: 1,2 or name=1,name=2")
+                        help=f"{help_text}: 1,2 or name=1,name=2 or a JSON class map (class_map.json[:task])")
 
 
 def add_resample_masks(parser: argparse.ArgumentParser) -> None:
