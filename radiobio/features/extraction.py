@@ -36,6 +36,7 @@ class ExtractionSettings:
     params_key: str
     image_column: str
     mask_column: str
+    preset: str | None = None
 
 
 def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] = "ct", mask_column: str = "mask",
@@ -70,7 +71,7 @@ def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] 
     if mask_column not in table.columns:  # pragma: no cover - load_cases raised already
         raise CohortError(f"cohort has no mask column {mask_column!r}")
     frame = _case_rows(table, image_column, mask_column, wanted)
-    settings = ExtractionSettings(parameters, key, image_column, mask_column)
+    settings = ExtractionSettings(parameters, key, image_column, mask_column, preset_name(params))
 
     store = PartStore(out_path, key) if out_path is not None else None
     previous = _previous_rows(out_path, store, key)
@@ -126,12 +127,30 @@ def extract_case(settings: ExtractionSettings, case: Case) -> list[dict[str, Any
     mask = case.path(settings.mask_column, "mask")
     features, errors, done, notes = extract_case_features(image, mask, list(labels) if labels else None,
                                                           settings.params, settings.params_key)
+    mismatch = _modality_mismatch(settings.preset, case.value("modality"))
+    if mismatch:
+        case.note(mismatch)
     rows = []
     for label in done:
         row: dict[str, Any] = {"label": label, "error": errors.get(label, ""), "note": notes.get(label, "")}
         row.update({name: _as_float(value) for name, value in features.get(label, {}).items()})
         rows.append(row)
     return rows
+
+
+#: The modality each preset was made for, and the ``modality`` cohort values (DICOM codes and plain words) of each.
+PRESET_MODALITIES = {"ct": {"CT"}, "mr": {"MR", "MRI"}}
+
+
+def _modality_mismatch(preset: str | None, modality: Any) -> str:
+    """A note when the cohort's ``modality`` says the image is not what the preset was made for."""
+    if preset not in PRESET_MODALITIES or modality is None:
+        return ""
+    value = str(modality).strip().upper()
+    known = {m for values in PRESET_MODALITIES.values() for m in values}
+    if value in known and value not in PRESET_MODALITIES[preset]:
+        return f"preset {preset!r} is made for {preset.upper()} images, but modality is {modality!r}"
+    return ""
 
 
 def _file_bytes(path: Any) -> int:

@@ -184,3 +184,14 @@ def test_single_sphere_volume_matches_voxel_count(tmp_path: Path) -> None:
     row = extract_features(cohort, params=FAST, jobs=1, progress=False).iloc[0]
     assert row["original_shape_VoxelVolume"] == pytest.approx(phantom.voxel_volume_mm3(1))
     assert row["original_shape_MeshVolume"] == pytest.approx(phantom.shapes[0].volume_mm3, rel=0.05)
+
+
+def test_a_preset_made_for_another_modality_leaves_a_note(good_cohort: pd.DataFrame) -> None:
+    from radiobio.features.extraction import _modality_mismatch
+
+    assert _modality_mismatch("ct", "MR") and _modality_mismatch("mr", "ct")
+    assert not _modality_mismatch("ct", "CT") and not _modality_mismatch(None, "MR")
+    assert not _modality_mismatch("ct", "PET")  # unknown to the presets: no claim
+    table = extract_features(good_cohort.iloc[:1].assign(modality="MR"), params="CT", labels=[1], progress=False)
+    assert "made for CT images" in table["note"].iloc[0] and table["error"].iloc[0] == ""
+    assert table.attrs["provenance"]["preset"] == "ct"
