@@ -229,3 +229,13 @@ def test_valid_bundle_loads_its_network(tmp_path):
     assert load_bundle(bundle) is bundle
     described = read_bundle(L3_DEMO)
     assert load_bundle(described).model is not None and described.digest == bundle.digest
+
+
+def test_cli_segment_with_a_mistyped_model_fails_before_tensorflow(tmp_path):
+    result = _run_python(
+        "import sys\n"
+        "from radiobio.cli import main\n"
+        f"rc = main(['segment', 'cohort.csv', '-m', 'l3-muscle-dem', '-o', {str(tmp_path / 'out')!r}])\n"
+        "print(rc, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n")
+    assert result.stdout.splitlines()[-1] == "2 False False", result.stderr
+    assert "l3-muscle-dem" in result.stderr and "l3-muscle-demo" in result.stderr  # names what is available
