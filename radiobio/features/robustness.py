@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +168,7 @@ class Perturbation:
     """A named change of a case: ``mask`` maps the mask, ``image`` maps the image (None = unchanged)."""
 
     name: str
+    _: KW_ONLY
     mask: Callable[[sitk.Image], sitk.Image] | None = None
     image: Callable[[sitk.Image, int], sitk.Image] | None = None
 

@@ -93,11 +93,11 @@ def survival_calibration_slope(durations: np.ndarray, *, events: np.ndarray, lin
     return float(fitter.params_["lp"])
 
 
-def binary_calibration_slope(target: np.ndarray, *, probability: np.ndarray) -> float:
+def binary_calibration_slope(truth: np.ndarray, *, probability: np.ndarray) -> float:
     """Calibration slope of predicted probabilities: logistic regression of the outcome on logit(p) (ideal 1)."""
     from sklearn.linear_model import LogisticRegression
 
-    target = np.asarray(target)
+    target = np.asarray(truth)
     if len(np.unique(target)) < 2:
         return float("nan")
     p = np.clip(np.asarray(probability, dtype=float), 1e-6, 1 - 1e-6)
@@ -108,15 +108,15 @@ def binary_calibration_slope(target: np.ndarray, *, probability: np.ndarray) -> 
     return float(model.coef_[0, 0])
 
 
-def binary_auc(target: np.ndarray, *, probability: np.ndarray) -> float:
+def binary_auc(truth: np.ndarray, *, probability: np.ndarray) -> float:
     """Area under the ROC curve (scikit-learn); NaN, with a warning, when the fold holds a single class."""
     from sklearn.metrics import roc_auc_score
 
-    if len(np.unique(target)) < 2:
+    if len(np.unique(truth)) < 2:
         warnings.warn("a test fold holds a single class: its AUC is undefined (NaN) and left out of the mean",
                       OutcomeWarning, stacklevel=2)
         return float("nan")
-    return float(roc_auc_score(target, probability))
+    return float(roc_auc_score(truth, probability))
 
 
 def concordance_scorer(estimator: object, X: object, y: np.ndarray) -> float:

@@ -324,12 +324,12 @@ def default_grid(model: str | BaseEstimator, *, endpoint: str, selection: bool) 
 
 
 def build_pipeline(features: Sequence[str], *, endpoint: str, model: str | BaseEstimator = "cox",
-                   batch: bool = False, robustness: Sequence[str] | TransformerMixin | None = None,
+                   combat: bool = False, robustness: Sequence[str] | TransformerMixin | None = None,
                    variance: float | None = 0.0, correlation: float | None = 0.9, selection: bool = True,
                    max_features: int = 20, seed: int = 0) -> object:
-    """The leakage-safe Pipeline: impute (median) → scale → ComBat (when ``batch``) → robustness filter →
+    """The leakage-safe Pipeline: impute (median) → scale → ComBat (when ``combat``) → robustness filter →
     variance filter → correlation filter → L1 selection (Cox or logistic) → model. Every step is fitted on the
-    training part of a fold only. Input is a DataFrame of ``features`` (plus the ``BATCH_COLUMN`` when ``batch``).
+    training part of a fold only. Input is a DataFrame of ``features`` (plus the ``BATCH_COLUMN`` when ``combat``).
     """
     from sklearn.compose import ColumnTransformer
     from sklearn.feature_selection import VarianceThreshold
@@ -344,8 +344,8 @@ def build_pipeline(features: Sequence[str], *, endpoint: str, model: str | BaseE
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     steps: list[tuple[str, object]] = [
         ("prepare", ColumnTransformer([("features", numeric, list(features))],
-                                      remainder="passthrough" if batch else "drop", verbose_feature_names_out=False))]
-    if batch:
+                                      remainder="passthrough" if combat else "drop", verbose_feature_names_out=False))]
+    if combat:
         steps.append(("combat", ComBat(batch_column=BATCH_COLUMN)))
     if robustness is not None:
         steps.append(("robust", FeatureSubset(list(robustness)) if _is_name_list(robustness) else robustness))

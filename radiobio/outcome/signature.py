@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 BOUNDED_METRICS = ("c_index", "auc", "brier")
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, kw_only=True)
 class SignatureResult:
     """Outcome of :func:`nested_cv`.
 
@@ -83,7 +83,7 @@ class SignatureResult:
         or probability of the positive class (binary)."""
         if self.final_model is None:
             raise OutcomeError("no final model: run nested_cv with refit=True")
-        require_columns(df, self.features + ([self.batch_column] if self.batch_column else []),
+        require_columns(df, columns=self.features + ([self.batch_column] if self.batch_column else []),
                         role="model input column")
         X = df[self.features].copy()
         if self.batch_column:
@@ -204,7 +204,7 @@ def nested_cv(df: pd.DataFrame, *, features: Sequence[str], duration_column: str
     _check_robustness(robustness, features)
     if isinstance(model, str) and design.endpoint == "binary" and model == "cox":
         model = "logistic"
-    pipeline = build_pipeline(features, endpoint=design.endpoint, model=model, batch=batch_column is not None,
+    pipeline = build_pipeline(features, endpoint=design.endpoint, model=model, combat=batch_column is not None,
                               robustness=robustness, variance=variance, correlation=correlation,
                               selection=selection, max_features=max_features, seed=seed)
     grid = default_grid(model, endpoint=design.endpoint, selection=selection) if param_grid is None \
@@ -228,10 +228,12 @@ def nested_cv(df: pd.DataFrame, *, features: Sequence[str], duration_column: str
     summary["horizon"] = [horizon if (name == "brier" and design.endpoint == "survival") else np.nan
                           for name in summary["metric"]]
     final = _fit_quietly(search(np.arange(len(design.X)), seed), design.X, design.y) if refit else None
-    return SignatureResult(summary, folds, _selection_table(features, selected_sets),
-                           pd.concat(predictions, ignore_index=True), final, design.endpoint, features,
-                           batch_column, duration_column, event_column, target_column, list(design.ids.columns),
-                           horizon if design.endpoint == "survival" else None)
+    return SignatureResult(summary=summary, folds=folds, selected=_selection_table(features, selected_sets),
+                           predictions=pd.concat(predictions, ignore_index=True), final_model=final,
+                           endpoint=design.endpoint, features=features, batch_column=batch_column,
+                           duration_column=duration_column, event_column=event_column, target_column=target_column,
+                           id_columns=list(design.ids.columns),
+                           horizon=horizon if design.endpoint == "survival" else None)
 
 
 def _check_settings(outer: int, inner: int, repeats: int, jobs: int | None) -> None:
@@ -261,7 +263,7 @@ def _design(df: pd.DataFrame, features: Sequence[str], duration_column: str | No
     patients = check_patients(df, patient_column=patient_column)
     X = df[list(features)].copy()
     if batch_column is not None:
-        require_columns(df, [batch_column], role="batch column")
+        require_columns(df, columns=[batch_column], role="batch column")
         if df[batch_column].isna().any():
             raise OutcomeError(f"batch column {batch_column!r} has missing values; give every row its site / "
                                f"scanner")

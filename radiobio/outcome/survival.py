@@ -28,7 +28,7 @@ MAX_KM_GROUPS = 6
 PH_TEST_COLUMNS = ["covariate", "test_statistic", "p"]
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, kw_only=True)
 class KaplanMeierResult:
     """Kaplan-Meier estimates of :func:`kaplan_meier`.
 
@@ -107,7 +107,7 @@ class KaplanMeierResult:
         return km_plot(self, path=path, time_label=time_label, at_risk=at_risk, ci=ci, title=title)
 
 
-@dataclass(repr=False)
+@dataclass(repr=False, kw_only=True)
 class CoxResult:
     """A Cox model fitted by :func:`cox`.
 
@@ -217,8 +217,9 @@ def kaplan_meier(df: pd.DataFrame, *, duration_column: str, event_column: str, g
         test = multivariate_logrank_test(durations, groups, events)
         logrank = pd.DataFrame([{"test": "log-rank", "groups": len(fitters), "test_statistic": test.test_statistic,
                                  "df": int(test.degrees_of_freedom), "p": test.p_value}])
-    return KaplanMeierResult(pd.DataFrame(summary), pd.concat(curves, ignore_index=True), logrank, fitters,
-                             duration_column, event_column, group_column, used_cutoff, labels)
+    return KaplanMeierResult(summary=pd.DataFrame(summary), curves=pd.concat(curves, ignore_index=True),
+                             logrank=logrank, fitters=fitters, duration_column=duration_column,
+                             event_column=event_column, group_column=group_column, cutoff=used_cutoff, labels=labels)
 
 
 def _groups(df: pd.DataFrame, group_column: str | None,
@@ -228,7 +229,7 @@ def _groups(df: pd.DataFrame, group_column: str | None,
         if cutoff is not None:
             raise SettingsError("cutoff= splits a group column: give group_column= too")
         return np.array(["all"] * len(df), dtype=object), ["all"], None
-    require_columns(df, [group_column], role="group column")
+    require_columns(df, columns=[group_column], role="group column")
     values = df[group_column]
     if values.isna().any():
         raise OutcomeError(f"group column {group_column!r} has {int(values.isna().sum())} missing value(s); drop "
@@ -286,7 +287,7 @@ def cox(df: pd.DataFrame, *, duration_column: str, event_column: str, covariates
     strata = [strata_columns] if isinstance(strata_columns, str) else list(strata_columns or [])
     durations, events = check_survival(df, duration_column=duration_column, event_column=event_column,
                                        event_value=event_value)
-    require_columns(df, strata, role="strata column")
+    require_columns(df, columns=strata, role="strata column")
     for column in strata:
         if df[column].isna().any():
             raise OutcomeError(f"strata column {column!r} has {int(df[column].isna().sum())} missing value(s); drop "
@@ -322,8 +323,9 @@ def cox(df: pd.DataFrame, *, duration_column: str, event_column: str, covariates
         ph = pd.DataFrame({"covariate": [str(i[-1]) if isinstance(i, tuple) else str(i) for i in test.summary.index],
                            "test_statistic": test.summary["test_statistic"].to_numpy(),
                            "p": test.summary["p"].to_numpy()})
-    return CoxResult(summary, fitter, float(fitter.concordance_index_), ph, len(df), int(events.sum()),
-                     duration_column, event_column, strata, list(covariates))
+    return CoxResult(summary=summary, fitter=fitter, concordance=float(fitter.concordance_index_), ph_test=ph,
+                     n=len(df), events=int(events.sum()), duration_column=duration_column, event_column=event_column,
+                     strata_columns=strata, covariates=list(covariates))
 
 
 def _fit_cox(fitter: Any, frame: pd.DataFrame, strata: list[str], design: pd.DataFrame, durations: np.ndarray,

@@ -22,7 +22,7 @@ __all__ = ["OutcomeWarning", "check_covariates", "check_durations", "check_event
 CASE_COLUMN = "case_id"
 
 
-def require_columns(df: pd.DataFrame, columns: Sequence[str], *, role: str = "column") -> None:
+def require_columns(df: pd.DataFrame, *, columns: Sequence[str], role: str = "column") -> None:
     """Raise :class:`OutcomeError` when ``df`` is not a DataFrame or any of ``columns`` is missing from it."""
     if not isinstance(df, pd.DataFrame):
         raise OutcomeError(f"expected a pandas DataFrame, got {type(df).__name__}; load the table with "
@@ -35,7 +35,7 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], *, role: str = "co
 def check_durations(df: pd.DataFrame, *, duration_column: str) -> np.ndarray:
     """Return ``df[duration_column]`` as floats (any time unit); raise on missing, non-numeric, NaN or negative
     values."""
-    require_columns(df, [duration_column], role="duration column")
+    require_columns(df, columns=[duration_column], role="duration column")
     raw = df[duration_column]
     values = pd.to_numeric(raw, errors="coerce")
     bad_text = values.isna() & raw.notna()
@@ -64,7 +64,7 @@ def check_events(df: pd.DataFrame, *, event_column: str, event_value: Any = None
     if event_value is None:
         return _check_binary(df, event_column, "event column", "1 = event (death, progression), 0 = censored",
                              hint="or give the value that means an event (event_value=2, CLI --event-value 2)")
-    require_columns(df, [event_column], role="event column")
+    require_columns(df, columns=[event_column], role="event column")
     raw = df[event_column]
     if raw.isna().any():
         raise OutcomeError(f"event column {event_column!r} has {int(raw.isna().sum())} missing value(s); drop those "
@@ -107,7 +107,7 @@ def check_target(df: pd.DataFrame, *, target_column: str) -> np.ndarray:
 
 
 def _check_binary(df: pd.DataFrame, column: str, role: str, meaning: str, *, hint: str) -> np.ndarray:
-    require_columns(df, [column], role=role)
+    require_columns(df, columns=[column], role=role)
     raw = df[column]
     if raw.isna().any():
         raise OutcomeError(f"{role} {column!r} has {int(raw.isna().sum())} missing value(s); drop those rows or "
@@ -141,7 +141,7 @@ def check_patients(df: pd.DataFrame, *, patient_column: str | None = None) -> np
     to group by, or make one row per patient with :func:`radiobio.features.to_wide`.
     """
     if patient_column is not None:
-        require_columns(df, [patient_column], role="patient column")
+        require_columns(df, columns=[patient_column], role="patient column")
         ids = df[patient_column]
         if ids.isna().any():
             raise OutcomeError(f"patient column {patient_column!r} has {int(ids.isna().sum())} missing value(s); give "
@@ -169,7 +169,7 @@ def check_covariates(df: pd.DataFrame, *, covariates: Sequence[str], allow_missi
     covariates = list(covariates)
     if not covariates:
         raise OutcomeError("no covariates given; pass at least one column name")
-    require_columns(df, covariates, role="covariate")
+    require_columns(df, columns=covariates, role="covariate")
     if len(set(covariates)) != len(covariates):
         raise OutcomeError(f"covariates listed twice: {sorted({c for c in covariates if covariates.count(c) > 1})}")
     parts = []
@@ -196,7 +196,7 @@ def check_features(df: pd.DataFrame, *, features: Sequence[str]) -> list[str]:
     features = list(features)
     if not features:
         raise OutcomeError("no feature columns given; pass the radiomics / biomarker columns to model")
-    require_columns(df, features, role="feature")
+    require_columns(df, columns=features, role="feature")
     non_numeric = [f for f in features if not pd.api.types.is_numeric_dtype(df[f])]
     if non_numeric:
         raise OutcomeError(f"feature columns {non_numeric[:5]} are not numeric; encode them as numbers or leave them "

@@ -11,7 +11,6 @@ from scipy.stats import f as f_distribution
 
 from radiobio.errors import MaskError, SettingsError
 from radiobio.features.robustness import (
-    RobustnessFilter,
     add_noise,
     default_perturbations,
     dilate_mask,
@@ -21,7 +20,7 @@ from radiobio.features.robustness import (
     icc_matrix,
     perturb_cohort,
     robust_features,
-    robustness,
+    robustness_table,
     translate_mask,
 )
 from radiobio.synthetic import Ellipsoid, ellipsoid_phantom, sphere_phantom, write_cohort
@@ -71,7 +70,7 @@ def test_icc_long_table_and_rater_offset():
     offsets = np.array([0.0, 5.0, -5.0])
     rows = [{"case_id": f"c{i}", "perturbation": f"r{j}", "offset_only": truth[i] + offsets[j],
              "noisy": truth[i] + rng.normal(0, 10), "label": 1} for i in range(30) for j in range(3)]
-    table = icc(pd.DataFrame(rows)).set_index("feature")
+    table = icc(pd.DataFrame(rows)).set_index("feature")  # target_column="case_id", rater_column="perturbation"
     assert list(table.index) == ["offset_only", "noisy"]  # 'label' is not a feature
     assert table.loc["offset_only", "icc_3_1"] == pytest.approx(1.0)  # consistency ignores a rater offset
     assert table.loc["offset_only", "icc_1_1"] < 0.9  # absolute agreement does not
@@ -88,13 +87,20 @@ def test_robust_features_and_filter_threshold():
     assert robust_features(table) == ["a", "c"]
     assert robust_features(table, use_lower_bound=True) == ["a"]
     assert robust_features(table, statistic="icc_3_1") == ["a", "b", "c"]
+    assert robust_features(table, threshold=0.99) == []
+    with pytest.raises(SettingsError, match="'icc_2_1'"):
+        robust_features(table, statistic="icc_2_1")
+
+
+def test_robust_feature_list_keeps_its_columns_in_a_feature_subset():
+    from radiobio.outcome import FeatureSubset
+
+    table = pd.DataFrame({"feature": ["a", "b", "c"], "icc_1_1": [0.95, 0.85, 0.91]})
     X = pd.DataFrame(np.ones((2, 4)), columns=["c", "a", "b", "unknown"])
-    assert list(RobustnessFilter(table).fit_transform(X).columns) == ["c", "a"]
-    with pytest.raises(SettingsError, match="threshold"):
-        RobustnessFilter(table, threshold=0.99).fit(X)
+    assert list(FeatureSubset(robust_features(table)).fit_transform(X).columns) == ["c", "a"]
 
 
-def test_robustness_filter_inside_nested_cv():
+def test_robust_features_inside_nested_cv():
     from radiobio.outcome import nested_cv
 
     rng = np.random.default_rng(1)
@@ -102,8 +108,8 @@ def test_robustness_filter_inside_nested_cv():
     X = pd.DataFrame(rng.normal(size=(n, 6)), columns=[f"f{i}" for i in range(6)])
     X["y"] = (X["f0"] + rng.normal(0, 0.5, n) > 0).astype(int)
     table = pd.DataFrame({"feature": [f"f{i}" for i in range(6)], "icc_1_1": [0.95, 0.5, 0.5, 0.95, 0.5, 0.5]})
-    result = nested_cv(X, [f"f{i}" for i in range(6)], target="y", robustness=RobustnessFilter(table), outer=3,
-                       repeats=1, inner=2)
+    result = nested_cv(X, features=[f"f{i}" for i in range(6)], target_column="y",
+                       robustness=robust_features(table), outer=3, repeats=1, inner=2)
     assert set(result.selected.query("count > 0")["feature"]) <= {"f0", "f3"}
     assert result.summary.set_index("metric").loc["auc", "mean"] > 0.8
 
@@ -144,7 +150,7 @@ def test_translation_moves_the_centroid_by_the_shift():
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(mask)
     before = np.array(stats.GetCentroid(1))
-    moved = translate_mask(mask, (2.0, -1.0, 0.0))
+    moved = translate_mask(mask, shift_mm=(2.0, -1.0, 0.0))
     stats.Execute(moved)
     assert np.allclose(np.array(stats.GetCentroid(1)) - before, [2.0, -1.0, 0.0], atol=1e-6)
     assert _count(moved) == _count(mask)
@@ -162,7 +168,7 @@ def test_noise_addition_at_the_estimated_level():
 def test_perturb_cohort_writes_every_case_and_perturbation(tmp_path):
     phantoms = [sphere_phantom(radius_mm=r, size=(32, 32, 32), seed=i) for i, r in enumerate((6.0, 8.0))]
     cohort = write_cohort(phantoms, tmp_path / "cohort")
-    perturbed = perturb_cohort(cohort, tmp_path / "perturbed")
+    perturbed = perturb_cohort(cohort, out_dir=tmp_path / "perturbed")
     names = [p.name for p in default_perturbations()]
     assert len(perturbed) == 2 * len(names)
     assert set(perturbed["perturbation"]) == set(names)
@@ -183,7 +189,8 @@ def test_robustness_end_to_end_on_phantoms(tmp_path):
     phantoms = [sphere_phantom(radius_mm=r, size=(44, 44, 44), intensity=v, seed=i)
                 for i, (r, v) in enumerate(zip(radii, intensities, strict=True))]
     cohort = write_cohort(phantoms, tmp_path / "cohort")
-    table, features = robustness(cohort, tmp_path / "perturbed", params=FAST_PARAMS, jobs=1, return_features=True)
+    table, features = robustness_table(cohort, out_dir=tmp_path / "perturbed", params=FAST_PARAMS,
+                                       return_features=True)
     assert (features["error"].fillna("") == "").all()
     assert len(features) == 5 * len(default_perturbations())
     result = table.set_index("feature")
@@ -195,3 +202,16 @@ def test_robustness_end_to_end_on_phantoms(tmp_path):
     wide = features.pivot(index="source_case_id", columns="perturbation", values="original_shape_MeshVolume")
     assert result.loc["original_shape_MeshVolume", "icc_1_1"] == pytest.approx(
         _anova_by_least_squares(wide.to_numpy())["icc_1_1"])
+
+
+def test_robustness_table_is_a_function_and_robustness_stays_the_module():
+    """The public function no longer shares its module's name: both stay what they are after any import order."""
+    import types
+
+    import radiobio.features as features
+    from radiobio.features import robustness as module
+
+    assert isinstance(module, types.ModuleType)
+    assert callable(features.robustness_table) and features.robustness_table is module.robustness_table
+    assert isinstance(features.robustness, types.ModuleType)  # still the module after the function was looked up
+    assert "RobustnessFilter" not in dir(features) and not hasattr(module, "RobustnessFilter")
