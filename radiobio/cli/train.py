@@ -7,8 +7,11 @@ import os
 import shlex
 import sys
 
+from radiobio.cli._common import add_quiet, fail
 
-def register(subparsers) -> None:
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand."""
     parser = subparsers.add_parser("train", help="train a segmentation model on a cohort and write a model bundle",
                                    description="Train a Keras segmentation model on a cohort (image + mask columns) "
                                                "and write a bundle: model.keras, model_card.json, MODEL_CARD.md.",
@@ -20,22 +23,32 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--out", required=True, help="bundle folder to write")
     parser.add_argument("--image-column", default="image", help="column holding image paths (default: image)")
     parser.add_argument("--mask-column", default="mask", help="column holding label maps (default: mask)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--intended-use", default=None,
+                        help="what the model may be used for, recorded in its card and printed by radiobio segment "
+                             "(e.g. 'research use on adult T1 MRI; not for clinical use')")
+    add_quiet(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train and write the bundle; exit code 2 on a usage error (checked before TensorFlow loads)."""
     from radiobio.errors import RadiobioError
+    from radiobio.segmentation.config import as_config
+
+    try:
+        config = as_config(args.config)  # a bad config fails before TensorFlow loads
+    except RadiobioError as exc:
+        return fail("train", exc)
     from radiobio.segmentation.training import train
 
     settings = [f"{k}={os.environ[k]}" for k in ("KERAS_BACKEND", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
                 if k in os.environ]
     command = " ".join([*settings, "radiobio", *(shlex.quote(a) for a in sys.argv[1:])]) if sys.argv[1:] else None
     try:
-        path = train(args.cohort, args.config, args.out, image_column=args.image_column,
-                     mask_column=args.mask_column, progress=not args.quiet, command=command)
+        path = train(args.cohort, config=config, out_dir=args.out, image_column=args.image_column,
+                     mask_column=args.mask_column, progress=not args.quiet, command=command,
+                     intended_use=args.intended_use)
     except RadiobioError as exc:
-        print(f"radiobio train: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return fail("train", exc)
     print(f"model bundle written to {path}")
     return 0

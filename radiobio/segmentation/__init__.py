@@ -1,8 +1,9 @@
 """Segmentation: Keras encoder-decoder models that train on a cohort, segment a cohort and are scored in mm.
 
-``build_model(config)`` builds a network, ``train(cohort, config, out_dir)`` writes a model bundle,
-``segment(cohort, bundle, out_dir)`` adds a mask column, ``evaluate(cohort, pred, ref)`` scores it. Keras (and with
-it TensorFlow / PyTorch / JAX) is imported only when a function that needs it runs, and TensorFlow then starts
+``build_model(config)`` builds a network, ``train(cohort, config=..., out_dir=...)`` writes a model bundle,
+``segment(cohort, model=..., out_dir=...)`` adds a mask column, ``evaluate(cohort, ref_column=...)`` scores it.
+Keras (and with it TensorFlow / PyTorch / JAX) is imported only when a function that needs it runs; TensorFlow then
+starts
 without its console chatter (:func:`radiobio.quiet.quiet_tensorflow`). ``read_bundle(name)`` checks a bundle and
 its card without importing Keras at all.
 """

@@ -1,4 +1,4 @@
-"""``segment(cohort, model, out_dir)``: apply a model bundle to every case of a cohort, writing one mask per case.
+"""``segment(cohort, model=..., out_dir=...)``: apply a model bundle to every case of a cohort, one mask per case.
 
 3D models run a sliding window with Gaussian weighting (nnU-Net's choice: 50% overlap, sigma = patch / 8); 2D
 models run slice by slice in batches. Window predictions are streamed: class scores are accumulated only for the
@@ -245,7 +245,7 @@ def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
     series = case.value("series_uid")
     image_path = case.path(settings.image_column, "image")
     image = read_image(image_path, series_uid=str(series)) if series else read_image(image_path)
-    prepared = prepare_image(image, bundle.config, name=f"case {case.case_id}")
+    prepared = prepare_image(image, bundle.config, name=f"case {case.case_id}", model_name=bundle.name)
     del image  # only the prepared array and the grids are needed from here on (memory on large volumes)
     write_image(segment_prepared(prepared, bundle), out_path)
     write_text_atomic(json.dumps(_mask_record(bundle, case.case_id), indent=2), _record_path(out_path))

@@ -1,4 +1,4 @@
-"""``train(cohort, config, out_dir)``: fit a segmentation model on a cohort and write a model bundle.
+"""``train(cohort, config=..., out_dir=...)``: fit a segmentation model on a cohort and write a model bundle.
 
 The split is by case (by ``patient_id`` when the cohort has that column, so no patient is on both sides), seeded.
 Training minimises Dice + cross-entropy, keeps the checkpoint with the best validation Dice (written atomically as
@@ -28,6 +28,7 @@ from radiobio.imaging import read_image, read_mask
 from radiobio.segmentation import bundle as bundles
 from radiobio.segmentation.config import SegmentationConfig, as_config
 from radiobio.segmentation.preprocessing import prepare_image, prepare_mask
+from radiobio.versions import package_versions
 
 LOG_FILE = "training_log.csv"
 
@@ -78,15 +79,16 @@ def default_patch_size(cases, config: SegmentationConfig) -> tuple[int, ...]:
     return tuple(rounded if config.dims == 3 else rounded[:2])
 
 
-def train(cohort: CohortSource, config: SegmentationConfig | dict[str, Any] | str | os.PathLike,
+def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] | str | os.PathLike,
           out_dir: str | os.PathLike, image_column: str = "image", mask_column: str = "mask",
-          progress: bool = True, command: str | None = None) -> Path:
+          progress: bool = False, command: str | None = None, intended_use: str | None = None) -> Path:
     """Train a segmentation model on ``cohort`` and write a bundle to ``out_dir``; return the bundle path.
 
     ``config`` is a :class:`SegmentationConfig`, a dict or a YAML path. The bundle holds ``model.keras`` (best
     validation checkpoint), ``model_card.json`` (labels, target spacing, intensity normalisation, patch size,
     architecture, backend, training data, validation metrics, versions), ``MODEL_CARD.md`` and
-    ``training_log.csv``. ``command`` is recorded in the card as the command that trained the model.
+    ``training_log.csv``. ``command`` is recorded in the card as the command that trained the model, and
+    ``intended_use`` (e.g. ``"research use on adult T1 MRI; not for clinical use"``) as what it may be used for.
     """
     import keras
 
@@ -146,6 +148,7 @@ def train(cohort: CohortSource, config: SegmentationConfig | dict[str, Any] | st
     card = bundles.card_from_config(
         config,
         name=out.name,
+        **({"intended_use": intended_use} if intended_use else {}),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         backend=keras.backend.backend(),
         versions=versions(),
@@ -218,15 +221,7 @@ def validate_bundle(bundle_dir: str | os.PathLike, validation: pd.DataFrame, ima
 
 def versions() -> dict[str, str]:
     """Versions of the packages a bundle depends on."""
-    from importlib import metadata
-
-    found = {"python": sys.version.split()[0]}
-    for package in ("radiobio", "keras", "tensorflow", "torch", "jax", "numpy", "SimpleITK"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return package_versions(("radiobio", "keras", "tensorflow", "torch", "jax", "numpy", "SimpleITK"))
 
 
 def _command_line() -> str:

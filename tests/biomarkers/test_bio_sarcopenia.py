@@ -13,7 +13,7 @@ import pytest
 import SimpleITK as sitk
 from bio_helpers import array, save, to_image
 
-from radiobio.biomarkers import vertebra_slice_index, load_cutoffs, sarcopenia
+from radiobio.biomarkers import load_cutoffs, sarcopenia, vertebra_slice_index
 from radiobio.errors import BiomarkerError, SettingsError
 from radiobio.synthetic.l3 import L3_LABELS, write_l3_cohort
 

@@ -23,7 +23,7 @@ def tiny_bundle(sphere_cohort, tmp_path_factory) -> Path:
     from radiobio.segmentation import train
 
     out = tmp_path_factory.mktemp("bundle") / "spheres"
-    return train(sphere_cohort, tiny_config(), out, progress=False)
+    return train(sphere_cohort, config=tiny_config(), out_dir=out, progress=False)
 
 
 @pytest.fixture

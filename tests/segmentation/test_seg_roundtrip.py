@@ -93,7 +93,7 @@ def test_2d_model_segments_slice_by_slice(sphere_cohort, tmp_path):
     config["preprocessing"]["patch_size"] = [24, 24]
     config["training"].update(epochs=6, batch_size=8, samples_per_epoch=64, foreground_fraction=0.7)
     config["training"]["augmentation"]["flip_axes"] = ["x", "y"]
-    bundle = train(sphere_cohort, config, tmp_path / "model2d", progress=False)
+    bundle = train(sphere_cohort, config=config, out_dir=tmp_path / "model2d", progress=False)
     card = json.loads((bundle / "model_card.json").read_text())
     assert card["architecture"]["architecture"] == "unet2d"
     result = segment(sphere_cohort.iloc[:2], model=bundle, out_dir=tmp_path / "masks",
