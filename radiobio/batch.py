@@ -216,12 +216,16 @@ def case_counts(table: pd.DataFrame) -> tuple[int, int]:
 
 
 def case_file_name(case_id: str) -> str:
-    """A file name for ``case_id`` that no other case shares: the id itself when it is a safe name, else the
-    sanitised id plus 8 characters of its SHA-1 (``"P1 a"`` and ``"P1_a"`` never share a file)."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(case_id)).strip(".") or "case"
-    if safe == case_id:
+    """A file name (without suffix) for a case, distinct for distinct ``case_id``: the id itself when it is made of
+    ASCII letters, digits, ``-``, ``_`` and ``.`` only (and does not start with a dot), else the id with every other
+    character replaced by ``_`` plus the first 8 hex digits of its SHA-1 (``"P1 a"`` → ``P1_a-…``, never the file of
+    ``"P1_a"``)."""
+    case_id = str(case_id)
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in case_id)
+    if safe == case_id and safe not in ("", ".", "..") and not safe.startswith("."):
         return safe
-    return f"{safe}-{hashlib.sha1(str(case_id).encode()).hexdigest()[:8]}"
+    digest = hashlib.sha1(case_id.encode("utf-8")).hexdigest()[:8]
+    return f"{safe.lstrip('.') or 'case'}-{digest}"
 
 
 def order_like(table: pd.DataFrame, cohort: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:

@@ -42,7 +42,7 @@ def run_demo(out: str | Path, *, n_cases: int = 160, jobs: int | None = None, pr
     from radiobio.biomarkers import sarcopenia
     from radiobio.features.extraction import extract_features
     from radiobio.outcome import cox, kaplan_meier
-    from radiobio.report import L3_COLOURS, html, write_qc, write_survival, write_versions
+    from radiobio.report import L3_COLOURS, write_report, write_results_qc, write_survival, write_versions
     from radiobio.segmentation import evaluate, segment
     from radiobio.segmentation.catalogue import find_bundle
     from radiobio.tables import write_table
@@ -77,16 +77,16 @@ def run_demo(out: str | Path, *, n_cases: int = 160, jobs: int | None = None, pr
     analysable = biomarkers.dropna(subset=["sarcopenic_int", "os_days", "os_event"]).copy()
     analysable["sarcopenia"] = np.where(analysable["sarcopenic_int"] > 0, "sarcopenic", "not sarcopenic")
     analysable["sarcopenic"] = analysable["sarcopenic_int"].astype(float)
-    km = kaplan_meier(analysable, "os_days", "os_event", group="sarcopenia")
-    cox_result = cox(analysable, "os_days", "os_event", ["sarcopenic", "age"])
+    km = kaplan_meier(analysable, duration_column="os_days", event_column="os_event", group_column="sarcopenia")
+    cox_result = cox(analysable, duration_column="os_days", event_column="os_event",
+                     covariates=["sarcopenic", "age"])
     write_survival(out, km, cox_result, time_label="days")
 
-    write_qc(segmented, out / "qc", mask_column="mask_tissue", colours=L3_COLOURS,
-             label_names={v: k for k, v in TISSUE_LABELS.items()}, jobs=1)
+    write_results_qc(out, colours=L3_COLOURS, jobs=1)  # the measured slice, every tissue, named
     write_versions(out)
-    report = html(out, title="radiobio demo: sarcopenia at L3 and survival")
+    report = write_report(out, title="radiobio demo: sarcopenia at L3 and survival")
 
-    hr_row = cox_result.table.set_index("covariate").loc["sarcopenic"]
+    hr_row = cox_result.summary.set_index("covariate").loc["sarcopenic"]
     muscle = metrics[metrics["label"] == TISSUE_LABELS["muscle"]]
     summary = {
         "cases": len(cohort), "failed": int((biomarkers["error"] != "").sum()),

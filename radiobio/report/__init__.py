@@ -22,10 +22,10 @@ from radiobio.report.overlays import (
     overlay_array,
     window_limits,
 )
-from radiobio.report.qc import case_file_stem, parse_label_names, write_qc, write_results_qc
+from radiobio.report.qc import parse_label_names, write_qc, write_results_qc
 from radiobio.report.results import package_versions, result_tables, write_survival, write_versions
 
-__all__ = ["CT_WINDOWS", "DEFAULT_COLOURS", "L3_COLOURS", "ReportError", "apply_window", "case_file_stem",
+__all__ = ["CT_WINDOWS", "DEFAULT_COLOURS", "L3_COLOURS", "ReportError", "apply_window",
            "collect_failures", "extract_slice", "montage", "overlay", "overlay_array", "package_versions",
            "parse_label_names", "result_tables", "window_limits", "write_qc", "write_report", "write_results_qc",
            "write_survival", "write_versions"]

@@ -9,7 +9,6 @@ mask column and its label names from the segment provenance or the model card.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from radiobio.batch import Case, load_cases, run_batch
+from radiobio.batch import Case, case_file_name, load_cases, run_batch
 from radiobio.cohort import CohortSource, is_mask_column, read_cohort
 from radiobio.errors import CohortError, MaskError, ReportError, SettingsError
 from radiobio.report.overlays import (
@@ -80,17 +79,6 @@ class _Settings:
     label_names: dict[int, str] | None
     height: int | None
     fill: float
-
-
-def case_file_stem(case_id: str) -> str:
-    """A file name (without suffix) for a case, distinct for distinct ``case_id``: the id itself when it is made of
-    letters, digits, ``-``, ``_`` and ``.`` only, else the id with every other character replaced by ``_`` plus the
-    first 8 hex digits of its SHA-1 (``"P1 a"`` → ``P1_a-…``, never the file of ``"P1_a"``)."""
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in case_id)
-    if safe == case_id and safe not in ("", ".", "..") and not safe.startswith("."):
-        return safe
-    digest = hashlib.sha1(case_id.encode("utf-8")).hexdigest()[:8]
-    return f"{safe.lstrip('.') or 'case'}-{digest}"
 
 
 def parse_label_names(text: str | Mapping[Any, Any] | None) -> dict[int, str] | None:
@@ -159,7 +147,7 @@ def write_qc(cohort: CohortSource, out_dir: str | os.PathLike, *, mask_column: s
     columns are checked before any case is drawn (:class:`SettingsError` / :class:`CohortError`); nothing is
     written then. ``jobs``/``executor``/``progress`` as everywhere in radiobio. A case that cannot be drawn
     (missing file, grids that differ...) gets an ``error`` and no picture; the others are drawn. File names come
-    from :func:`case_file_stem`. Returns the QC table (``case_id``, ``png`` file name in ``out_dir``,
+    from :func:`radiobio.batch.case_file_name`. Returns the QC table (``case_id``, ``png`` file name in ``out_dir``,
     ``slice_index``, ``note``, ``error``), also written atomically as ``qc.csv``.
     """
     check_view(view)
@@ -243,7 +231,7 @@ def _draw_case(settings: _Settings, case: Case) -> list[dict[str, Any]]:
     present = [int(v) for v in np.unique(cut.mask) if v != 0]
     figure = picture_figure(rgb, cut.extent_mm, slice_title(settings.view, cut.index),
                             legend_entries(present, settings.colours, settings.label_names))
-    png = Path(settings.out_dir) / f"{case_file_stem(case.case_id)}.png"
+    png = Path(settings.out_dir) / f"{case_file_name(case.case_id)}.png"
     save_figure(figure, png)
     return [{"png": png.name, "slice_index": cut.index}]
 

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +35,11 @@ import pyarrow.parquet as pq
 
 from radiobio.atomic import write_text_atomic
 from radiobio.tables import PROVENANCE_KEY, provenance_sidecar, read_table, write_table
+from radiobio.versions import package_versions
 
 COHORT, FEATURES, BIOMARKERS = "cohort", "features", "biomarkers"
 QC_DIR, SURVIVAL_DIR, SIGNATURE_DIR, MODELS_DIR = "qc", "survival", "signature", "models"
 VERSIONS_FILE = "versions.json"
-#: Distributions whose versions a run records (import name differs for some: pyradiomics-bhklab is ``radiomics``).
-PACKAGES = ("radiobio", "numpy", "pandas", "SimpleITK", "pyradiomics-bhklab", "scikit-learn", "lifelines",
-            "matplotlib", "keras", "tensorflow")
 #: Kinds of biomarker tables (``provenance["kind"]``), also recognised as file names of tables without provenance.
 BIOMARKER_KINDS = ("volumetry", "sarcopenia", "nodules", "nodule-growth", "lung-involvement", "cardiac",
                    "hippocampus")
@@ -210,17 +206,6 @@ def write_survival(folder: str | os.PathLike, km: Any = None, cox: Any = None, *
         cox.plot(path=out / "forest.png")
         written["forest.png"] = out / "forest.png"
     return written
-
-
-def package_versions() -> dict[str, str]:
-    """Python and the versions of :data:`PACKAGES` installed (read from package metadata; nothing is imported)."""
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def write_versions(folder: str | os.PathLike) -> Path:

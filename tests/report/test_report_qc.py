@@ -9,9 +9,10 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
+from radiobio.batch import case_file_name
 from radiobio.cli import main
 from radiobio.errors import CohortError, ReportError, SettingsError
-from radiobio.report import L3_COLOURS, case_file_stem, montage, overlay_array, write_qc, write_results_qc
+from radiobio.report import L3_COLOURS, montage, overlay_array, write_qc, write_results_qc
 from radiobio.report.overlays import extract_slice, output_shape
 from radiobio.tables import read_table, write_table
 
@@ -105,8 +106,8 @@ def test_cli_qc_of_a_sarcopenia_folder_with_a_chosen_mask_still_uses_the_measure
 
 
 def test_picture_names_are_collision_free() -> None:
-    assert case_file_stem("P1_a") == "P1_a"
-    names = {case_file_stem(c) for c in ("P1 a", "P1_a", "P1/a", "P1:a", "..", "", "é")}
+    assert case_file_name("P1_a") == "P1_a"
+    names = {case_file_name(c) for c in ("P1 a", "P1_a", "P1/a", "P1:a", "..", "", "é")}
     assert len(names) == 7
     assert all("/" not in n and not n.startswith(".") and n for n in names)
 
