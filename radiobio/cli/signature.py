@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                            target_column=args.target, event_value=args.event_value, model=model, outer=args.outer,
                            repeats=args.repeats, inner=args.inner, patient_column=args.patient_column,
                            batch_column=args.batch, robustness=robust, max_features=args.max_features,
-                           seed=args.seed, jobs=args.jobs, progress=not args.quiet)
+                           seed=args.seed, jobs=args.jobs, progress=False if args.quiet else _status)
         written = write_signature(result, out, settings=vars(args))
     except RadiobioError as exc:
         print(f"radiobio signature: {describe(exc)}", file=sys.stderr)
@@ -118,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     result.print_summary()
     print(f"written: {out}/ ({', '.join(sorted(written))})")
     return 0
+
+
+def _status(text: str) -> None:
+    print(f"radiobio signature: {text}", file=sys.stderr, flush=True)
 
 
 def write_signature(result: SignatureResult, out: Path, *, settings: dict[str, Any]) -> dict[str, Path]:

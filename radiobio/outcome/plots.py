@@ -188,10 +188,10 @@ def risk_group_plot(signature: Any, *, repeat: int = 0, path: str | os.PathLike 
         raise OutcomeError(f"no predictions for repeat {repeat}; repeats run from 0 to "
                            f"{int(predictions['repeat'].max())}")
     fold_median = chosen.groupby("fold")["prediction"].transform("median")
-    chosen["risk_group"] = np.where(chosen["prediction"] > fold_median, "high", "low")
-    if chosen["risk_group"].nunique() < 2:
+    chosen["predicted risk"] = np.where(chosen["prediction"] > fold_median, "high", "low")
+    if chosen["predicted risk"].nunique() < 2:
         raise OutcomeError("every out-of-fold risk is equal within its fold: the model predicts no risk groups")
     km = kaplan_meier(chosen, duration_column=signature.duration_column, event_column=signature.event_column,
-                      group_column="risk_group")
+                      group_column="predicted risk")
     return km_plot(km, path=path, time_label=time_label,
                    title=title or "Predicted risk groups (out of fold, split at each fold's median)")

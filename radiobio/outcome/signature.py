@@ -13,8 +13,9 @@ its rows: make one row per patient with :func:`radiobio.features.to_wide`, or gr
 from __future__ import annotations
 
 import os
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -170,7 +171,7 @@ def nested_cv(df: pd.DataFrame, *, features: Sequence[str], duration_column: str
               robustness: Sequence[str] | Any | None = None, param_grid: dict | None = None,
               selection: bool = True, max_features: int = 20, variance: float | None = 0.0,
               correlation: float | None = 0.9, horizon: float | None = None, seed: int = 0, refit: bool = True,
-              jobs: int | None = None, progress: bool = False) -> SignatureResult:
+              jobs: int | None = None, progress: bool | Callable[[str], None] = False) -> SignatureResult:
     """Nested, patient-grouped cross-validation of a radiomics / biomarker signature.
 
     Survival endpoint: ``duration_column`` (any time unit) + ``event_column`` (1 event, 0 censored, or the value
@@ -186,7 +187,9 @@ def nested_cv(df: pd.DataFrame, *, features: Sequence[str], duration_column: str
     ``batch_column`` names a site column harmonised with ComBat inside each fold; ``robustness`` is a list of
     features to keep (e.g. :func:`radiobio.features.robust_features` of an ICC table) or a transformer such as
     :class:`radiobio.outcome.FeatureSubset`. ``seed`` seeds the splits; ``jobs`` runs the inner grid search in
-    that many processes (None or 1: this process, -1: all cores). ``progress`` shows one line per repeat.
+    that many processes (None or 1: this process, -1: all cores). ``progress=True`` shows a progress bar over the
+    repeats; a function instead receives one status line per repeat (``"repeat 1/3: c_index 0.66 over 5 folds,
+    12 s"``), which is how ``radiobio signature`` prints its progress.
     ``refit=False`` skips the final model on all data (``final_model`` is then None).
 
     Each mean comes with the corrected repeated-CV t interval (Nadeau & Bengio 2003; Bouckaert & Frank 2004),
@@ -214,11 +217,14 @@ def nested_cv(df: pd.DataFrame, *, features: Sequence[str], duration_column: str
     search = _Search(pipeline, grid, design, inner, jobs)
 
     rows, predictions, selected_sets = [], [], []
-    bar = progress_bar(repeats, enabled=progress, desc="signature", unit="repeat")
+    bar = progress_bar(repeats, enabled=progress is True, desc="signature", unit="repeat")
+    started = time.monotonic()
     for repeat in range(repeats):
-        repeat_rows = _outer_repeat(search, design, repeat, outer, seed, horizon, predictions, selected_sets)
-        rows.extend(repeat_rows)
-        bar.set_postfix_str(_running_metric(rows, design.endpoint), refresh=False)
+        rows.extend(_outer_repeat(search, design, repeat, outer, seed, horizon, predictions, selected_sets))
+        status = _running_metric(rows, design.endpoint)
+        if callable(progress):
+            progress(f"repeat {repeat + 1}/{repeats}: {status}, {time.monotonic() - started:.0f} s")
+        bar.set_postfix_str(status, refresh=False)
         bar.update(1)
     bar.close()
     folds = pd.DataFrame(rows)

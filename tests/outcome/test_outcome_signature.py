@@ -286,4 +286,4 @@ def test_signature_result_presents_itself_and_keys_predictions_by_case(capsys):
     figure = result.plot()
     assert isinstance(figure, Figure)
     legend = {line.get_label() for line in figure.axes[0].get_lines()}
-    assert {"risk_group = high", "risk_group = low"} <= legend
+    assert {"predicted risk = high", "predicted risk = low"} <= legend
