@@ -38,3 +38,7 @@ def test_mkdocs_strict_build(tmp_path: Path) -> None:
     assert ":func:" not in api  # Sphinx roles of the docstrings are shown as code (docs/api/_roles_hook.py)
     assert "extract_features" in (site / "api" / "features" / "index.html").read_text()
     assert "kaplan_meier" in (site / "api" / "outcome" / "index.html").read_text()
+    cli = (site / "cli" / "index.html").read_text()
+    for flag in ("--resample-masks", "--patient-column", "--mask-column", "--intended-use", "--link-images"):
+        assert flag in cli, f"{flag} missing from the CLI reference"  # the help text of the parsers themselves
+    assert "radiobio-help" not in cli
