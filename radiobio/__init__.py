@@ -11,6 +11,8 @@ The public API is imported lazily, so ``import radiobio`` (and ``radiobio extrac
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from radiobio._lazy import lazy_exports
 
 __version__ = "0.1.0"
@@ -37,8 +39,27 @@ _LAZY = {
     "BiomarkerError": "radiobio.errors",
     "OutcomeError": "radiobio.errors",
 }
-_SUBMODULES = {"imaging", "cohort", "errors", "features", "segmentation", "biomarkers", "outcome", "report",
-               "synthetic", "parallel", "cli"}
 
-__getattr__, __dir__, _exported = lazy_exports(__name__, _LAZY, _SUBMODULES)
+__getattr__, __dir__, _exported = lazy_exports(__name__, _LAZY)
 __all__ = [*_exported, "__version__"]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
+    from radiobio.cohort import read_cohort
+    from radiobio.errors import (
+        BiomarkerError,
+        CohortError,
+        GeometryError,
+        ImageReadError,
+        MaskError,
+        ModelBundleError,
+        OutcomeError,
+        RadiobioError,
+        SettingsError,
+    )
+    from radiobio.features.extraction import extract_features
+    from radiobio.imaging import check_geometry, read_image, read_mask
+    from radiobio.outcome.signature import nested_cv
+    from radiobio.outcome.survival import cox, kaplan_meier
+    from radiobio.segmentation.inference import segment
+    from radiobio.segmentation.metrics import evaluate
+    from radiobio.segmentation.training import train

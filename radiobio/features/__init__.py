@@ -5,6 +5,8 @@ Names are imported lazily so the extraction path never loads scikit-learn.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from radiobio._lazy import lazy_exports
 
 _LAZY = {
@@ -19,3 +21,9 @@ _LAZY = {
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
+    from radiobio.features.extraction import extract_features, read_feature_table
+    from radiobio.features.robustness import icc, perturb_cohort, robust_features, robustness_table
+    from radiobio.features.settings import load_params
+    from radiobio.features.wide import to_wide

@@ -12,6 +12,8 @@ All fitting is lifelines' and scikit-learn's; names are imported lazily so ``imp
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from radiobio._lazy import lazy_exports
 
 _LAZY = {
@@ -44,3 +46,26 @@ _LAZY = {
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
+    from radiobio.errors import OutcomeWarning
+    from radiobio.outcome.harmonization import ComBat
+    from radiobio.outcome.metrics import (
+        binary_calibration_slope,
+        concordance,
+        survival_brier,
+        survival_calibration_slope,
+        survival_target,
+    )
+    from radiobio.outcome.modeling import (
+        CorrelationFilter,
+        CoxPHEstimator,
+        FeatureSubset,
+        L1LogisticSelector,
+        LassoCoxSelector,
+        build_pipeline,
+        cox_score_statistics,
+    )
+    from radiobio.outcome.plots import calibration_plot, forest_plot, km_plot, risk_group_plot, roc_plot
+    from radiobio.outcome.signature import SignatureResult, metric_summary, nested_cv
+    from radiobio.outcome.survival import CoxResult, KaplanMeierResult, cox, kaplan_meier

@@ -10,6 +10,8 @@ its card without importing Keras at all.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from radiobio._lazy import lazy_exports
 from radiobio.quiet import quiet_tensorflow
 
@@ -34,3 +36,12 @@ _LAZY = {
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
+    from radiobio.segmentation.architectures import build_model
+    from radiobio.segmentation.bundle import ModelBundle, load_bundle, read_bundle
+    from radiobio.segmentation.catalogue import find_bundle, list_bundles
+    from radiobio.segmentation.config import SegmentationConfig, as_config
+    from radiobio.segmentation.inference import segment, segment_image
+    from radiobio.segmentation.metrics import compare_masks, evaluate, summarize
+    from radiobio.segmentation.training import train, validate_bundle
