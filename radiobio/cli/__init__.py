@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from radiobio.quiet import quiet_tensorflow
@@ -39,16 +40,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: A value made of numbers and commas that starts with a minus sign, e.g. ``-29,150`` or ``-1000,-200``.
+NEGATIVE_LIST = re.compile(r"^-\d[\d.]*(,-?\d[\d.]*)+$")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``radiobio`` console script; returns the exit code (0 ok, 1 some case failed, 2 usage)."""
     # TensorFlow's start-up chatter (absl, cudart, CPU features, cuInit) would hide the command's own output
     quiet_tensorflow()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
     return int(args.run(args) or 0)
+
+
+def join_negative_values(argv: list[str]) -> list[str]:
+    """``--muscle-hu -29,150`` → ``--muscle-hu=-29,150``: argparse reads a value that starts with a minus sign and
+    is not a plain number as an option; a range of negative numbers is never an option name, so join it."""
+    out: list[str] = []
+    for token in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and NEGATIVE_LIST.match(token):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover
