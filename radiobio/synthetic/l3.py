@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from radiobio.errors import SettingsError
 from radiobio.imaging import write_image
 
 #: Labels of the L3 tissue map: 0 is everything else (air, skin, bone, organs, vessels, bowel, linea alba).
@@ -75,7 +76,7 @@ def l3_phantom(seed: int = 0, sex: str = "M", height_m: float = 1.75, bmi: float
     """
     sex = sex.upper()
     if sex not in ("M", "F"):
-        raise ValueError(f"sex must be 'M' or 'F', not {sex!r}")
+        raise SettingsError(f"sex must be 'M' or 'F', not {sex!r}")
     rng = np.random.default_rng(seed)
     contrast = bool(rng.random() < 0.6) if contrast is None else contrast
     body = _BodyShape(rng, sex, height_m, bmi)
