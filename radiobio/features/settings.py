@@ -32,10 +32,10 @@ def load_params(params: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
         name = str(params)
         preset = preset_name(params)
         path = PRESET_DIR / f"{preset}.yaml" if preset else Path(name)
-        if not path.is_file():
-            raise SettingsError(f"unknown parameters {name!r}: not a preset ({', '.join(PRESETS)}) and no such file")
         if path.is_dir():
             raise SettingsError(f"parameters {name!r} is a folder; give a PyRadiomics YAML file or a preset")
+        if not path.is_file():
+            raise SettingsError(f"unknown parameters {name!r}: not a preset ({', '.join(PRESETS)}) and no such file")
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
