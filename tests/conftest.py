@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,3 +43,13 @@ def hippocampus_data() -> Path:
 def abdomen_data() -> Path:
     """Folder of the abdominal CT test files."""
     return require_data("abdomen_ct")
+
+
+@pytest.fixture(scope="session")
+def l3_cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Five 256² L3 phantoms written as a demo cohort, and their truth table."""
+    from radiobio.synthetic.l3 import write_l3_cohort
+
+    folder = tmp_path_factory.mktemp("l3")
+    cohort = write_l3_cohort(folder, n=5, seed=11, size=256)
+    return cohort, pd.read_csv(folder / "truth.csv")

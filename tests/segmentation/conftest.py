@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from seg_helpers import HIPPOCAMPUS_BUNDLE, sphere_cases, tiny_config
 
 from radiobio.synthetic import write_cohort
+
+from .helpers import HIPPOCAMPUS_BUNDLE, sphere_cases, tiny_config
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from seg_helpers import REPO
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.timeout(600)

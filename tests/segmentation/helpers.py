@@ -1,4 +1,4 @@
-"""Helpers shared by the segmentation tests (imported as ``seg_helpers``)."""
+"""Helpers shared by the segmentation tests."""
 
 from __future__ import annotations
 

@@ -72,14 +72,3 @@ def test_extract_on_a_dask_scheduler_address(tmp_path: Path) -> None:
     assert "3 cases ok, 0 failed" in result.stdout
     volumes = read_feature_table(tmp_path / "f.parquet")["original_shape_VoxelVolume"].tolist()
     assert volumes == sorted(volumes) and len(set(volumes)) == 3
-
-
-def test_every_stage_has_help_with_an_example() -> None:
-    from radiobio.cli import STAGES, build_parser
-
-    parser = build_parser()
-    stages = parser._subparsers._group_actions[0].choices
-    assert set(stages) == set(STAGES)
-    for name, subparser in stages.items():
-        text = subparser.format_help()
-        assert ("example:" in text or "examples:" in text) and f"radiobio {name} " in text, name

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from seg_helpers import sphere_cases
 
 from radiobio import read_cohort
 from radiobio.batch import case_file_name
@@ -21,6 +20,8 @@ from radiobio.imaging import write_image
 from radiobio.segmentation import evaluate, segment
 from radiobio.segmentation.inference import mask_model
 from radiobio.tables import read_table
+
+from .helpers import sphere_cases
 
 
 def _cohort(tmp_path: Path, ids: list[str]) -> pd.DataFrame:

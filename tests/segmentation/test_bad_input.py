@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from seg_helpers import HIPPOCAMPUS_BUNDLE, sphere_cases
 
 from radiobio.errors import GeometryError, ModelBundleError
 from radiobio.imaging import read_image, write_image
 from radiobio.segmentation import load_bundle, read_bundle, segment, segment_image
 from radiobio.segmentation.preprocessing import prepare_image
+
+from .helpers import HIPPOCAMPUS_BUNDLE, sphere_cases
 
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from bio_helpers import array, save, to_image
 
 from radiobio.biomarkers import load_cutoffs, sarcopenia, vertebra_slice_index
 from radiobio.errors import BiomarkerError, SettingsError
 from radiobio.synthetic.l3 import L3_LABELS, write_l3_cohort
+
+from .helpers import array, save, to_image
 
 PRADO = {"M": 52.4, "F": 38.5}
 

@@ -126,22 +126,3 @@ def test_resample_mask_keeps_labels() -> None:
     out = resample_mask(phantom.mask, shifted)
     array = sitk.GetArrayFromImage(out)
     np.testing.assert_array_equal(array[:, :, :-1], sitk.GetArrayFromImage(phantom.mask)[:, :, 1:])
-
-
-def test_atomic_outputs_get_the_usual_permissions(tmp_path: Path) -> None:
-    import os
-    import stat
-
-    from radiobio.tables import write_table
-
-    umask = os.umask(0o022)
-    try:
-        image = write_image(sphere_phantom(size=(8, 8, 8)).image, tmp_path / "m.nii.gz")
-        import pandas as pd
-
-        table = write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv", provenance={"p": 1})
-    finally:
-        os.umask(umask)
-    for path in (image, table, tmp_path / "t.csv.provenance.json"):
-        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nii.gz", "t.csv", "t.csv.provenance.json"]

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 #: Notebook → how many inline PNG figures it must show at least.
 NOTEBOOKS = {"01_batch_radiomics.ipynb": 2, "02_sarcopenia_survival.ipynb": 4, "03_hippocampus_segmentation.ipynb": 2,

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from bio_helpers import array, save, to_image
 
 from radiobio.biomarkers import cardiac_function, ejection_fraction_pct
 from radiobio.errors import SettingsError
 from radiobio.synthetic import Ellipsoid, ellipsoid_phantom
+
+from .helpers import array, save, to_image
 
 SPACING = (1.5, 1.5, 2.0)
 SIZE = (64, 64, 48)

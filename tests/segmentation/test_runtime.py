@@ -15,7 +15,8 @@ import textwrap
 
 import numpy as np
 import pytest
-from seg_helpers import REPO
+
+from .helpers import REPO
 
 SCRIPT = textwrap.dedent("""
     import json, sys

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from bio_helpers import array, save, to_image, voxel_mm3
 
 from radiobio.biomarkers import (
     lung_involvement,
@@ -23,6 +22,8 @@ from radiobio.biomarkers import (
 )
 from radiobio.errors import BiomarkerError, SettingsError
 from radiobio.synthetic import sphere_phantom, write_cohort
+
+from .helpers import array, save, to_image, voxel_mm3
 
 
 def test_volume_doubling_time_by_hand() -> None:

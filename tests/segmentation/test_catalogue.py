@@ -11,12 +11,13 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from seg_helpers import HIPPOCAMPUS_BUNDLE, REPO
 
 from radiobio.cli import main as cli
 from radiobio.errors import ModelBundleError
 from radiobio.segmentation import find_bundle, list_bundles, load_bundle, segment
 from radiobio.segmentation.catalogue import MODEL_PATH_VARIABLE, model_search_path
+
+from .helpers import HIPPOCAMPUS_BUNDLE, REPO
 
 
 def test_names_resolve_through_the_search_path_in_order(tiny_bundle, tmp_path, monkeypatch):

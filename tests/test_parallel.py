@@ -14,7 +14,7 @@ import pytest
 from radiobio.errors import SettingsError
 from radiobio.parallel import available_cores, map_cases, resolve_jobs
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def thread_settings(_: int) -> tuple[int, str, int]:
@@ -57,7 +57,7 @@ def sleep_forever(_: int) -> int:
 def test_sigterm_stops_the_batch_and_its_workers(tmp_path) -> None:
     script = tmp_path / "batch.py"
     script.write_text("import os, sys\n"
-                      "from tests.foundation.test_foundation_parallel import sleep_forever\n"
+                      "from tests.test_parallel import sleep_forever\n"
                       "from radiobio.parallel import map_cases\n"
                       "if __name__ == '__main__':\n"
                       "    list(map_cases(sleep_forever, range(4), jobs=2))\n")

@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from seg_helpers import REPO
 
 from radiobio.cli import main as cli
 from radiobio.errors import ModelBundleError
 from radiobio.segmentation import list_bundles, load_bundle, read_bundle
 from radiobio.segmentation.bundle import CARD_FILE, MODEL_FILE, check_card
 from radiobio.segmentation.card import render_card
+
+from .helpers import REPO
 
 L3_DEMO = REPO / "models" / "l3-muscle-demo"
 HIPPOCAMPUS = REPO / "models" / "hippocampus-3d"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from seg_helpers import sphere_cases, tiny_config
 
 from radiobio.segmentation.config import as_config
 from radiobio.segmentation.data import Case, SegmentationDataset, extract_patch
 from radiobio.segmentation.preprocessing import prepare_image, prepare_mask
+
+from .helpers import sphere_cases, tiny_config
 
 
 def _cases(config, count=3):

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from bio_helpers import array, save, to_image, voxel_mm3
 
 from radiobio.biomarkers import hippocampal_volume
+
+from .helpers import array, save, to_image, voxel_mm3
 
 
 def _cohort(hippocampus_data: Path, n: int) -> pd.DataFrame:

@@ -74,7 +74,7 @@ def test_2d_models_take_two_or_three_spacings_and_codes_are_normalised():
 
 
 def test_shipped_training_configs_are_valid():
-    from seg_helpers import REPO
+    from .helpers import REPO
 
     for name, dims in (("hippocampus-3d", 3), ("l3-muscle-demo", 2)):
         config = as_config(REPO / "models" / name / "config.yaml")

@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from seg_helpers import sphere_cases
 
 from radiobio.cli import main
 from radiobio.segmentation import evaluate, load_bundle, segment
 from radiobio.segmentation.metrics import summarize
+
+from .helpers import sphere_cases
 
 
 def test_train_writes_a_complete_bundle(tiny_bundle):
@@ -60,7 +61,8 @@ def test_bundle_reloads_with_safe_mode(tiny_bundle):
 
 def test_cli_train_segment_evaluate(sphere_cohort, tmp_path, capsys):
     import yaml
-    from seg_helpers import tiny_config
+
+    from .helpers import tiny_config
 
     config = tiny_config()
     config["training"].update(epochs=1, samples_per_epoch=8)
@@ -84,9 +86,9 @@ def test_cli_train_segment_evaluate(sphere_cohort, tmp_path, capsys):
 
 
 def test_2d_model_segments_slice_by_slice(sphere_cohort, tmp_path):
-    from seg_helpers import tiny_config
-
     from radiobio.segmentation import train
+
+    from .helpers import tiny_config
 
     config = tiny_config()
     config["model"].update(architecture="unet2d", depth=3)

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk
-from bio_helpers import array, save, to_image
 
 from radiobio.biomarkers import slice_area_cm2, volumetry
 from radiobio.errors import CohortError
 from radiobio.synthetic import Ellipsoid, ellipsoid_phantom, write_cohort
+
+from .helpers import array, save, to_image
 
 SPACING = (0.8, 0.9, 1.5)
 OUTER = Ellipsoid((25.0, 28.0, 36.0), (12.0, 9.0, 15.0), 1, 100.0)

@@ -14,10 +14,11 @@ import textwrap
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from seg_helpers import REPO, sphere_cases
 
 from radiobio.imaging import write_image
 from radiobio.segmentation import segment_image
+
+from .helpers import REPO, sphere_cases
 
 SCRIPT = textwrap.dedent("""
     import json, sys
