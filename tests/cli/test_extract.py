@@ -72,3 +72,12 @@ def test_extract_on_a_dask_scheduler_address(tmp_path: Path) -> None:
     assert "3 cases ok, 0 failed" in result.stdout
     volumes = read_feature_table(tmp_path / "f.parquet")["original_shape_VoxelVolume"].tolist()
     assert volumes == sorted(volumes) and len(set(volumes)) == 3
+
+
+def test_a_wrong_output_suffix_fails_before_the_first_case(tmp_path: Path) -> None:
+    write_cohort([sphere_phantom(size=(20, 20, 20))], tmp_path)
+    result = run_cli("extract", str(tmp_path / "cohort.csv"), "-o", str(tmp_path / "features.xlsx"), "-q")
+    assert result.returncode == 2
+    assert "radiobio extract: SettingsError:" in result.stderr and ".xlsx" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("features.xlsx*"))  # no parts folder: nothing was computed
