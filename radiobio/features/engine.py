@@ -16,6 +16,7 @@ Every feature value still comes from PyRadiomics' own feature classes, mask chec
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -43,8 +44,7 @@ def pyradiomics_extractor(params: dict[str, Any], key: str) -> Any:
         from radiomics.featureextractor import RadiomicsFeatureExtractor
 
         radiomics.setVerbosity(logging.ERROR)
-        extractor = RadiomicsFeatureExtractor()
-        extractor._applyParams(paramsDict=params)  # public constructor takes a file path; this is its dict form
+        extractor = RadiomicsFeatureExtractor(copy.deepcopy(params))  # the constructor takes a parameter dict
         _EXTRACTORS[key] = extractor
     return _EXTRACTORS[key]
 

@@ -22,7 +22,7 @@ AXIS_INDEX = {"z": 0, "y": 1, "x": 2}  # numpy axes of a (z, y, x) volume
 
 
 @dataclass
-class Case:
+class TrainingCase:
     """One prepared training case: image ``(z, y, x, c)`` float32, labels ``(z, y, x)`` uint8."""
 
     case_id: str
@@ -76,7 +76,7 @@ def random_transform(rng: np.random.Generator, settings: AugmentationSettings, d
     return matrix
 
 
-def extract_patch(case: Case, centre: np.ndarray, shape: tuple[int, ...],
+def extract_patch(case: TrainingCase, centre: np.ndarray, shape: tuple[int, ...],
                   matrix: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cut a ``shape`` patch centred on ``centre`` (voxel indices, numpy order), padding outside the case.
 
@@ -129,7 +129,7 @@ class SegmentationDataset(keras.utils.PyDataset):
     Labels come as ``(batch, *spatial, 1)`` int32; with ``outputs > 1`` (deep supervision) they are repeated.
     """
 
-    def __init__(self, cases: list[Case], config: SegmentationConfig, training: bool = True, seed: int = 0,
+    def __init__(self, cases: list[TrainingCase], config: SegmentationConfig, training: bool = True, seed: int = 0,
                  outputs: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.cases = cases
@@ -181,13 +181,13 @@ class SegmentationDataset(keras.utils.PyDataset):
                 labels = np.flip(labels, AXIS_INDEX[axis])
         return augment_intensity(np.ascontiguousarray(image), rng, augmentation), np.ascontiguousarray(labels)
 
-    def _centre_range(self, case: Case) -> tuple[np.ndarray, np.ndarray]:
+    def _centre_range(self, case: TrainingCase) -> tuple[np.ndarray, np.ndarray]:
         """Patch centres that keep the patch inside the case (the case's middle where it is smaller)."""
         size = np.array(case.labels.shape)
         half = (np.array(self.shape) - 1) / 2.0
         return np.minimum(half, (size - 1) / 2.0), np.maximum(size - 1 - half, (size - 1) / 2.0)
 
-    def _centre(self, case: Case, rng: np.random.Generator) -> np.ndarray:
+    def _centre(self, case: TrainingCase, rng: np.random.Generator) -> np.ndarray:
         low, high = self._centre_range(case)
         if case.foreground and rng.random() < self.config.training.foreground_fraction:
             label = list(case.foreground)[rng.integers(len(case.foreground))]

@@ -50,8 +50,9 @@ def split_cases(cohort: pd.DataFrame, fraction: float, seed: int) -> tuple[list[
 
 def load_cases(cohort: pd.DataFrame, config: SegmentationConfig, image_column: str, mask_column: str,
                progress: bool = True):
-    """Read, prepare and check every case of ``cohort``; return :class:`~radiobio.segmentation.data.Case` objects."""
-    from radiobio.segmentation.data import Case
+    """Read, prepare and check every case of ``cohort``; return :class:`~radiobio.segmentation.data.TrainingCase`
+    objects."""
+    from radiobio.segmentation.data import TrainingCase
 
     cases = []
     for _, row in tqdm(cohort.iterrows(), total=len(cohort), desc="loading cases", disable=not progress,
@@ -64,7 +65,7 @@ def load_cases(cohort: pd.DataFrame, config: SegmentationConfig, image_column: s
         if extra:
             raise SettingsError(f"case {case_id}: mask holds label(s) {extra} that config labels "
                                 f"{config.labels} does not name; add them to 'labels'")
-        cases.append(Case(str(case_id), prepared.array, labels))
+        cases.append(TrainingCase(str(case_id), prepared.array, labels))
     return cases
 
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from radiobio.segmentation.config import as_config
-from radiobio.segmentation.data import Case, SegmentationDataset, extract_patch
+from radiobio.segmentation.data import SegmentationDataset, TrainingCase, extract_patch
 from radiobio.segmentation.preprocessing import prepare_image, prepare_mask
 
 from .helpers import sphere_cases, tiny_config
@@ -16,7 +16,7 @@ def _cases(config, count=3):
     cases = []
     for i, phantom in enumerate(sphere_cases(count)):
         prepared = prepare_image(phantom.image, config)
-        cases.append(Case(f"c{i}", prepared.array, prepare_mask(phantom.mask, prepared, config)))
+        cases.append(TrainingCase(f"c{i}", prepared.array, prepare_mask(phantom.mask, prepared, config)))
     return cases
 
 
