@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import keras  # this module trains: Keras is its reason to be imported (radiobio.segmentation quiets TF first)
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from radiobio.cohort import CohortSource, read_cohort
 from radiobio.errors import CohortError, SettingsError
 from radiobio.imaging import read_image, read_mask
+from radiobio.progress import progress_bar
 from radiobio.segmentation import bundle as bundles
 from radiobio.segmentation.config import SegmentationConfig, as_config
 from radiobio.segmentation.preprocessing import prepare_image, prepare_mask
@@ -55,8 +56,9 @@ def load_cases(cohort: pd.DataFrame, config: SegmentationConfig, image_column: s
     from radiobio.segmentation.data import TrainingCase
 
     cases = []
-    for _, row in tqdm(cohort.iterrows(), total=len(cohort), desc="loading cases", disable=not progress,
-                       leave=False):
+    bar = progress_bar(len(cohort), enabled=progress, desc="loading cases")
+    for _, row in cohort.iterrows():
+        bar.update(1)
         case_id = row["case_id"]
         image = read_image(row[image_column])
         prepared = prepare_image(image, config, name=f"case {case_id}")
@@ -66,6 +68,7 @@ def load_cases(cohort: pd.DataFrame, config: SegmentationConfig, image_column: s
             raise SettingsError(f"case {case_id}: mask holds label(s) {extra} that config labels "
                                 f"{config.labels} does not name; add them to 'labels'")
         cases.append(TrainingCase(str(case_id), prepared.array, labels))
+    bar.close()
     return cases
 
 
@@ -91,7 +94,6 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
     ``training_log.csv``. ``command`` is recorded in the card as the command that trained the model, and
     ``intended_use`` (e.g. ``"research use on adult T1 MRI; not for clinical use"``) as what it may be used for.
     """
-    import keras
 
     from radiobio.segmentation.architectures import build_model, size_multiple
     from radiobio.segmentation.data import SegmentationDataset
@@ -230,7 +232,6 @@ def _command_line() -> str:
 
 
 def _optimizer(settings, total_steps: int):
-    import keras
 
     rate: Any = settings.learning_rate
     if settings.lr_schedule == "poly":
@@ -263,13 +264,7 @@ def _metrics(config: SegmentationConfig, outputs: int):
     return [[DiceScore(config.num_classes)]] + [[] for _ in range(outputs - 1)]
 
 
-def _callback_base():
-    import keras
-
-    return keras.callbacks.Callback
-
-
-class AtomicCheckpoint(_callback_base()):
+class AtomicCheckpoint(keras.callbacks.Callback):
     """Save the model whenever ``monitor`` improves, through a temporary file (never half a ``.keras``).
 
     The saved copy is compiled with the loss and metric but without the optimizer's state, which would triple the
@@ -293,7 +288,6 @@ class AtomicCheckpoint(_callback_base()):
 
 def inference_copy(model, config: SegmentationConfig):
     """A fresh copy of ``model`` with its weights, compiled with radiobio's loss but no optimizer state."""
-    import keras
 
     from radiobio.segmentation.architectures import build_model
 
@@ -303,7 +297,7 @@ def inference_copy(model, config: SegmentationConfig):
     return copy
 
 
-class TimeLimit(_callback_base()):
+class TimeLimit(keras.callbacks.Callback):
     """Stop training after ``seconds`` of wall time since ``started`` (the best checkpoint is already saved)."""
 
     def __init__(self, seconds: float, started: float):
