@@ -22,7 +22,7 @@ def test_demo_end_to_end_and_again(tmp_path: Path) -> None:
     result = run_demo("--out", str(out), "--n-cases", "16", "-j", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "16 synthetic cases, 0 failed" in result.stdout
-    for name in ("cohort.parquet", "cohort.csv", "biomarkers.parquet", "biomarkers.csv", "features.parquet",
+    for name in ("cohort.csv", "biomarkers.parquet", "biomarkers.csv", "features.parquet",
                  "features.csv", "segmentation_metrics.parquet", "report.html", "survival/cox.csv",
                  "survival/km.png", "qc/montage.png", "models/l3-muscle-demo/model_card.json", "versions.json"):
         assert (out / name).is_file(), name
@@ -34,7 +34,7 @@ def test_demo_end_to_end_and_again(tmp_path: Path) -> None:
     assert summary["muscle_dice_mean"] == muscle["dice"].mean()
 
     biomarkers = pd.read_parquet(out / "biomarkers.parquet")
-    truth = pd.read_csv(out / "cohort" / "truth.csv")
+    truth = pd.read_csv(out / "images" / "truth.csv")
     merged = biomarkers.merge(truth, on="case_id")
     relative_error = (merged["sma_cm2"] - merged["muscle_cm2"]).abs() / merged["muscle_cm2"]
     assert relative_error.median() < 0.05, relative_error.describe()
@@ -46,7 +46,10 @@ def test_demo_end_to_end_and_again(tmp_path: Path) -> None:
 
     again = run_demo("--out", str(out), "--n-cases", "16", "-j", "1")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert len(list((out / "masks").iterdir())) == 16
+    assert len(list((out / "masks").glob("*.nii.gz"))) == 16
+    assert pd.read_csv(out / "cohort.csv")["mask_tissue"].str.startswith("masks/").all()
+    qc = pd.read_csv(out / "qc" / "qc.csv")
+    assert (qc["slice_index"] == biomarkers.set_index("case_id").loc[qc["case_id"], "slice_index"].to_numpy()).all()
 
 
 def test_demo_refuses_a_foreign_non_empty_folder(tmp_path: Path) -> None:
