@@ -73,3 +73,23 @@ def test_a_stale_sidecar_is_removed_when_a_table_without_provenance_replaces_it(
     assert json.loads(provenance_sidecar(path).read_text()) == {"stage": "evaluate"}
     write_table(pd.DataFrame({"a": [2]}), path)
     assert not provenance_sidecar(path).exists() and read_table(path).attrs == {}
+
+
+def test_jsonable_makes_provenance_and_cards_plain_json() -> None:
+    import dataclasses
+
+    import numpy as np
+
+    from radiobio.tables import jsonable
+
+    @dataclasses.dataclass
+    class Settings:
+        labels: dict
+        spacing: tuple
+        cutoffs: pd.DataFrame
+        where: Path
+
+    value = Settings({1: "muscle"}, (np.float32(0.5), float("nan")), pd.DataFrame({"t": [1.5]}), Path("/x"))
+    plain = jsonable(value)
+    assert plain == {"labels": {"1": "muscle"}, "spacing": [0.5, None], "cutoffs": [{"t": 1.5}], "where": "/x"}
+    assert json.loads(json.dumps(plain, allow_nan=False)) == plain

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, is_dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from radiobio.batch import STATUS_COLUMNS, Case, Measure, carried_columns, case_
 from radiobio.cohort import CohortSource
 from radiobio.errors import GeometryError
 from radiobio.labels import label_map
+from radiobio.tables import jsonable
 
 __all__ = ["Case", "case_counts", "jsonable", "label_map", "manifest_path", "mm3_to_ml", "package_table",
            "require_3d", "run_cases", "select"]
@@ -87,19 +87,3 @@ def require_3d(image: sitk.Image, column: str, hint: str = "") -> None:
     if image.GetDimension() != 3:
         raise GeometryError(f"{column} is {image.GetDimension()}D; a volume needs a 3D image{hint}")
 
-
-def jsonable(settings: Any) -> Any:
-    """``settings`` (a dataclass, mapping, DataFrame...) as plain JSON-serialisable values, for provenance."""
-    if is_dataclass(settings):
-        settings = asdict(settings)
-    if isinstance(settings, Mapping):
-        return {str(k): jsonable(v) for k, v in settings.items()}
-    if isinstance(settings, list | tuple):
-        return [jsonable(v) for v in settings]
-    if isinstance(settings, pd.DataFrame):
-        return settings.to_dict("records")
-    if isinstance(settings, np.generic):
-        return settings.item()
-    if settings is None or isinstance(settings, str | int | float | bool):
-        return settings
-    return str(settings)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from radiobio.errors import ModelBundleError, RadiobioError
 from radiobio.quiet import import_keras
 from radiobio.segmentation.card import UNSTATED_USE
 from radiobio.segmentation.config import SegmentationConfig, as_config, parse_config
+from radiobio.tables import jsonable
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model_card.json"
@@ -188,19 +188,8 @@ def config_from_card(card: dict[str, Any], where: str = CARD_FILE) -> Segmentati
 
 def write_json_atomic(data: dict[str, Any], path: Path) -> Path:
     """Write JSON to a temporary file beside ``path``, then rename it into place (NaN becomes null)."""
-    return write_text_atomic(json.dumps(_finite(data), indent=2, default=str) + "\n", path)
+    return write_text_atomic(json.dumps(jsonable(data), indent=2) + "\n", path)
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalars
-        return _finite(value.item())
-    return value
 
 
 def save_model_atomic(model, path: Path) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from radiobio.errors import SettingsError
+from radiobio.tables import jsonable
 
 
 @dataclass
@@ -128,17 +129,10 @@ class SegmentationConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/YAML-ready dict (tuples as lists, label keys as strings)."""
-        data = _plain(dataclasses.asdict(self))
+        data = jsonable(dataclasses.asdict(self))
         data["labels"] = {str(k): v for k, v in self.labels.items()}
         return data
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 KeyNamer = Callable[[str], str]
