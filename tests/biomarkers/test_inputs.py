@@ -88,3 +88,36 @@ def test_label_names_from_a_totalsegmentator_class_map(abdomen_data: Path, tmp_p
     table = volumetry(cohort, labels=named, image_column=None)
     assert (table["error"] == "").all() and set(table["label_name"]) == set(named)
     assert label_map({"a": 1}) == {"a": 1}
+
+
+def test_a_series_uid_column_chooses_among_the_series_of_one_folder(hippocampus_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from radiobio.imaging import dicom_series_info
+
+    folders = sorted(p.parent for p in (hippocampus_data / "dicom_unlabelled").rglob("1.dcm"))[:2]
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for index, folder in enumerate(folders):
+        for file in folder.iterdir():
+            shutil.copy(file, mixed / f"{index}_{file.name}")
+    series = {len(s.files): s.uid for s in dicom_series_info(mixed)}
+    assert sorted(series) == [32, 35]
+    masks = {}
+    for n in series:
+        single = [f for f in folders if len(list(f.iterdir())) == n][0]
+        reference = sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(single)))
+        mask = sitk.Cast(sitk.GetImageFromArray(np.ones(sitk.GetArrayFromImage(reference).shape, np.uint8)),
+                         sitk.sitkUInt8)
+        mask.CopyInformation(reference)
+        sitk.WriteImage(mask, str(tmp_path / f"mask{n}.nii.gz"))
+        masks[n] = str(tmp_path / f"mask{n}.nii.gz")
+    cohort = pd.DataFrame([{"case_id": f"s{n}", "image": str(mixed), "series_uid": uid, "mask": masks[n]}
+                           for n, uid in series.items()])
+    table = volumetry(cohort).set_index("case_id")
+    assert (table["error"] == "").all(), table["error"].tolist()
+    for n in series:  # each case read its own series: the mask's grid matched
+        assert table.loc[f"s{n}", "voxels"] == int(np.prod(sitk.ReadImage(masks[n]).GetSize()))
+    assert "series_uid" not in table.columns  # how to read a case is not a clinical column
+    unchosen = volumetry(cohort.drop(columns="series_uid"))
+    assert unchosen["error"].str.contains("2 DICOM series").all()
