@@ -18,7 +18,6 @@ case) and a picklable ``settings`` object; :func:`run_batch` does the rest, the 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from radiobio.errors import CohortError, MaskError, describe
 from radiobio.imaging import check_geometry, read_image, read_mask
 from radiobio.parallel import map_cases
 from radiobio.progress import progress_bar
-from radiobio.tables import is_path_column
+from radiobio.tables import is_missing, is_path_column
 
 #: Status columns every batch table ends with.
 STATUS_COLUMNS = ("note", "error")
@@ -42,18 +41,8 @@ STATUS_COLUMNS = ("note", "error")
 READ_COLUMNS = ("series_uid",)
 
 Measure = Callable[[Any, "Case"], list[dict[str, Any]]]
-
-
-def is_missing(value: Any) -> bool:
-    """True for ``None``, NaN, ``pd.NA`` and empty strings: a cohort cell that holds nothing."""
-    if value is None or value is pd.NA:
-        return True
-    if isinstance(value, str):
-        return value.strip() == ""
-    try:
-        return bool(isinstance(value, float | np.floating) and math.isnan(value))
-    except TypeError:  # pragma: no cover - exotic scalar types
-        return False
+__all__ = ["Case", "Measure", "carried_columns", "case_counts", "case_file_name", "is_missing", "load_cases",
+           "order_like", "require_columns", "run_batch"]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Literal
 import pandas as pd
 
 from radiobio.errors import CohortError, SettingsError
-from radiobio.tables import read_table
+from radiobio.tables import is_missing, read_table
 
 CohortSource = str | os.PathLike | pd.DataFrame
 
@@ -91,9 +91,7 @@ def read_cohort(source: CohortSource, *, errors: Literal["raise", "mark"] = "rai
 def _upstream_error(value: object) -> str:
     """The ``error`` a previous stage left in a cohort row ("" for none): it is kept, so the root cause of a
     failure travels down the pipeline instead of turning into "no mask" downstream."""
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return ""
-    return str(value)
+    return "" if is_missing(value) else str(value)
 
 
 def _load(source: CohortSource) -> tuple[pd.DataFrame, Path]:
@@ -135,7 +133,7 @@ def looks_like_windows_path(value: str) -> bool:
 
 
 def _resolve(value: object, folder: Path) -> object:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+    if is_missing(value):
         return None
     text = str(value).strip()
     if os.sep == "/" and looks_like_windows_path(text):

@@ -167,7 +167,7 @@ def read_table(path: str | os.PathLike, what: str = "table") -> pd.DataFrame:
         provenance = json.loads(sidecar.read_text()) if sidecar.is_file() else None
     for column in STATUS_COLUMNS:
         if column in frame.columns:
-            frame[column] = frame[column].map(lambda v: "" if _is_blank(v) else str(v))
+            frame[column] = frame[column].map(lambda v: "" if is_missing(v) else str(v))
     for column in ID_COLUMNS:
         if column in frame.columns:
             frame[column] = frame[column].map(lambda v: "" if v is None or v is pd.NA else str(v))
@@ -175,8 +175,13 @@ def read_table(path: str | os.PathLike, what: str = "table") -> pd.DataFrame:
     return frame
 
 
-def _is_blank(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and value != value) or value == ""
+def is_missing(value: Any) -> bool:
+    """True for ``None``, NaN, ``pd.NA``, ``NaT`` and empty or blank strings: a table cell that holds nothing."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, str):
+        return value.strip() == ""
+    return isinstance(value, float | np.floating) and math.isnan(value)
 
 
 def _read_parquet(path: Path, what: str) -> tuple[pd.DataFrame, dict[str, Any] | None]:
