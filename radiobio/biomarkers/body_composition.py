@@ -138,7 +138,8 @@ def load_cutoffs(cutoffs: str | pd.DataFrame) -> tuple[pd.DataFrame, str]:
         raise SettingsError(f"cutoffs must be a scheme name or a DataFrame, not {type(cutoffs).__name__}")
     missing = {"measure", "sex", "threshold"} - set(cutoffs.columns)
     if missing:
-        raise SettingsError(f"cut-off table lacks column(s) {sorted(missing)}; it needs measure (smi or muscle_hu), "
+        raise SettingsError(f"cut-off table lacks column(s) {sorted(missing)}; it needs measure (smi or "
+                            f"muscle_hu), "
                             f"sex (M, F or *), threshold, and optionally bmi_min, bmi_max")
     table = cutoffs.copy()
     for column in ("bmi_min", "bmi_max"):
@@ -197,58 +198,60 @@ def vertebra_slice_index(vertebrae: np.ndarray | sitk.Image, label: int = 29) ->
     return int(math.floor(z.mean() + 0.5))
 
 
-def _measure(s: SarcopeniaSettings, case: Case) -> list[dict[str, Any]]:
-    height, weight, sex = _clinical(s, case)
-    image = case.image(s.image_column)
-    k, source = _slice(s, case, image)
-    hu, pixel_mm2 = axial_slice(sitk.GetArrayViewFromImage(image), image.GetSpacing(), k)
+def _measure(settings: SarcopeniaSettings, case: Case) -> list[dict[str, Any]]:
+    height, weight, sex = _clinical(settings, case)
+    image = case.image(settings.image_column)
+    index, source = _slice(settings, case, image)
+    hu, pixel_mm2 = axial_slice(sitk.GetArrayViewFromImage(image), image.GetSpacing(), index)
     hu = hu.astype(np.float64)
-    muscle = select(axial_slice(case.array(s.muscle_column), image.GetSpacing(), k)[0], s.labels.get("muscle"))
+    plane = axial_slice(case.array(settings.muscle_column), image.GetSpacing(), index)[0]
+    muscle = select(plane, settings.labels.get("muscle"))
     if not muscle.any():
-        raise MaskError(f"{s.muscle_column} has no muscle on the {s.level} slice {k} ({source}); check the mask "
+        raise MaskError(f"{settings.muscle_column} has no muscle on the {settings.level} slice {index} ({source}); "
+                        f"check the mask "
                         f"and the slice")
-    sma = muscle & _in(hu, s.hu["muscle"]) if s.hu["muscle"] else muscle
+    sma = muscle & _in(hu, settings.hu["muscle"]) if settings.hu["muscle"] else muscle
     cm2 = pixel_mm2 / 100.0
-    row: dict[str, Any] = {"slice_index": k, "slice_source": source, "level": s.level,
+    row: dict[str, Any] = {"slice_index": index, "slice_source": source, "level": settings.level,
                            "sma_cm2": np.count_nonzero(sma) * cm2,
                            "muscle_hu_mean": float(hu[sma].mean()) if sma.any() else math.nan,
-                           "cutoffs": s.scheme}
-    from_hu = [t for t in FAT_TISSUES if case.value(s.tissue_columns[t]) is None]
+                           "cutoffs": settings.scheme}
+    from_hu = [t for t in FAT_TISSUES if case.value(settings.tissue_columns[t]) is None]
     regions = {"imat": muscle}
     if {"vat", "sat"} & set(from_hu):
-        regions.update(_ring_regions(hu, muscle, image.GetSpacing()[:2], s, case))
+        regions.update(_ring_regions(hu, muscle, image.GetSpacing()[:2], settings, case))
     for tissue in FAT_TISSUES:
         if tissue in from_hu:
             region = regions.get(tissue)
-            area = math.nan if region is None else np.count_nonzero(region & _in(hu, s.hu[tissue])) * cm2
+            area = math.nan if region is None else np.count_nonzero(region & _in(hu, settings.hu[tissue])) * cm2
         else:
-            plane = axial_slice(case.array(s.tissue_columns[tissue]), image.GetSpacing(), k)[0]
-            area = np.count_nonzero(select(plane, s.labels.get(tissue))) * cm2
+            plane = axial_slice(case.array(settings.tissue_columns[tissue]), image.GetSpacing(), index)[0]
+            area = np.count_nonzero(select(plane, settings.labels.get(tissue))) * cm2
         row[f"{tissue}_cm2"] = area
     if from_hu:
         case.note(f"{', '.join(from_hu)} from HU ranges (no mask)")
-    row.update(_indices(s, case, row, height, weight, sex))
+    row.update(_indices(settings, case, row, height, weight, sex))
     return [row]
 
 
-def _clinical(s: SarcopeniaSettings, case: Case) -> tuple[float | None, float | None, str | None]:
-    height = _number(case, s.height_column)
+def _clinical(settings: SarcopeniaSettings, case: Case) -> tuple[float | None, float | None, str | None]:
+    height = _number(case, settings.height_column)
     if height is not None and height > 3:
-        raise BiomarkerError(f"{s.height_column}={height:g} looks like centimetres; give the height in metres "
+        raise BiomarkerError(f"{settings.height_column}={height:g} looks like centimetres; give the height in metres "
                              f"(e.g. {height / 100:.2f})")
     if height is not None and height < 0.5:
-        raise BiomarkerError(f"{s.height_column}={height:g} m is not a plausible adult height; give metres")
-    weight = _number(case, s.weight_column)
+        raise BiomarkerError(f"{settings.height_column}={height:g} m is not a plausible adult height; give metres")
+    weight = _number(case, settings.weight_column)
     if weight is not None and weight <= 0:
-        raise BiomarkerError(f"{s.weight_column}={weight:g} kg is not a plausible weight")
-    raw_sex = case.value(s.sex_column)
+        raise BiomarkerError(f"{settings.weight_column}={weight:g} kg is not a plausible weight")
+    raw_sex = case.value(settings.sex_column)
     sex = _SEX.get(str(raw_sex).strip().upper()) if raw_sex is not None else None
     if raw_sex is None:
-        case.note(f"no {s.sex_column}")
+        case.note(f"no {settings.sex_column}")
     elif sex is None:
-        case.note(f"{s.sex_column}={raw_sex!r} not understood (use M or F)")
+        case.note(f"{settings.sex_column}={raw_sex!r} not understood (use M or F)")
     if height is None:
-        case.note(f"no {s.height_column}: SMI not computed")
+        case.note(f"no {settings.height_column}: SMI not computed")
     return height, weight, sex
 
 
@@ -263,55 +266,55 @@ def _number(case: Case, column: str) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _indices(s: SarcopeniaSettings, case: Case, row: dict[str, Any], height: float | None, weight: float | None,
+def _indices(settings: SarcopeniaSettings, case: Case, row: dict[str, Any], height: float | None, weight: float | None,
              sex: str | None) -> dict[str, Any]:
     bmi = weight / height**2 if height is not None and weight is not None else None
     smi = row["sma_cm2"] / height**2 if height is not None else None
     out: dict[str, Any] = {"bmi_kg_m2": bmi, "smi_cm2_m2": smi}
-    threshold, reason = cutoff_for(s.cutoffs, "smi", sex, bmi)
+    threshold, reason = cutoff_for(settings.cutoffs, "smi", sex, bmi)
     out["smi_cutoff_cm2_m2"] = threshold
     out["sarcopenic"] = None if threshold is None or smi is None else bool(smi < threshold)
     if reason:
-        case.note(f"{s.scheme}: {reason}")
-    threshold, reason = cutoff_for(s.cutoffs, "muscle_hu", sex, bmi)
+        case.note(f"{settings.scheme}: {reason}")
+    threshold, reason = cutoff_for(settings.cutoffs, "muscle_hu", sex, bmi)
     out["muscle_hu_cutoff"] = threshold
     density = row["muscle_hu_mean"]
     out["myosteatosis"] = None if threshold is None or math.isnan(density) else bool(density < threshold)
     if reason:
-        case.note(f"{s.scheme}: {reason}")
+        case.note(f"{settings.scheme}: {reason}")
     return out
 
 
-def _slice(s: SarcopeniaSettings, case: Case, image: sitk.Image) -> tuple[int | None, str]:
+def _slice(settings: SarcopeniaSettings, case: Case, image: sitk.Image) -> tuple[int | None, str]:
     if image.GetDimension() == 2:
         return None, "2d_image"
-    explicit = case.value(s.slice_column)
+    explicit = case.value(settings.slice_column)
     if explicit is not None:
         index = float(explicit)
         if not index.is_integer():
-            raise BiomarkerError(f"{s.slice_column}={explicit!r} is not a whole slice index")
+            raise BiomarkerError(f"{settings.slice_column}={explicit!r} is not a whole slice index")
         return int(index), "slice_column"
-    if case.value(s.vertebra_column) is not None:
-        return vertebra_slice_index(case.mask(s.vertebra_column), s.vertebra_label), "vertebra_map"
+    if case.value(settings.vertebra_column) is not None:
+        return vertebra_slice_index(case.mask(settings.vertebra_column), settings.vertebra_label), "vertebra_map"
     if image.GetSize()[2] == 1:
         return 0, "single_slice"
-    sources = [c for c in (s.slice_column, s.vertebra_column) if c]
-    raise BiomarkerError(f"no {s.level} slice for this {image.GetSize()[2]}-slice image: "
+    sources = [c for c in (settings.slice_column, settings.vertebra_column) if c]
+    raise BiomarkerError(f"no {settings.level} slice for this {image.GetSize()[2]}-slice image: "
                          + (f"{' and '.join(sources)} empty" if sources else
                             "give slice_column (a z index; CLI --slice-column) or vertebra_column (a vertebra "
                             "label map; CLI --vertebra-column)"))
 
 
-def _ring_regions(hu: np.ndarray, muscle: np.ndarray, spacing: tuple[float, float], s: SarcopeniaSettings,
+def _ring_regions(hu: np.ndarray, muscle: np.ndarray, spacing: tuple[float, float], settings: SarcopeniaSettings,
                   case: Case) -> dict[str, np.ndarray]:
     """Where VAT and SAT may lie on the slice: VAT inside the closed muscle ring, SAT in the body outside it.
 
     SimpleITK morphology, because the compartments are defined by the ring's topology; empty when the ring does
     not close (e.g. above L2, where the abdominal wall is thin).
     """
-    body = _largest_component_filled(hu > s.body_hu, spacing)
+    body = _largest_component_filled(hu > settings.body_hu, spacing)
     for factor in (1, 2, 3):  # widen the closing until the abdominal wall ring closes
-        radius = [max(1, math.ceil(factor * s.closing_mm / d)) for d in spacing]
+        radius = [max(1, math.ceil(factor * settings.closing_mm / d)) for d in spacing]
         closed = _sitk_binary(muscle, spacing, lambda im, r=radius: sitk.BinaryMorphologicalClosing(im, r))
         filled = _sitk_binary(closed, spacing, sitk.BinaryFillhole)
         inside = filled & ~closed

@@ -68,11 +68,11 @@ def ejection_fraction_pct(edv: float, esv: float) -> float:
     return 100.0 * (edv - esv) / edv
 
 
-def _measure(s: CardiacSettings, case: Case) -> list[dict[str, Any]]:
-    phases = {"ED": s.ed_column, "ES": s.es_column}
+def _measure(settings: CardiacSettings, case: Case) -> list[dict[str, Any]]:
+    phases = {"ED": settings.ed_column, "ES": settings.es_column}
     available = {phase: column for phase, column in phases.items() if case.value(column) is not None}
     if not available:
-        raise MaskError(f"neither ED ({s.ed_column}) nor ES ({s.es_column}) mask given for this case")
+        raise MaskError(f"neither ED ({settings.ed_column}) nor ES ({settings.es_column}) mask given for this case")
     volumes: dict[tuple[str, str], float] = {}
     for phase, column in phases.items():
         if phase not in available:
@@ -82,7 +82,7 @@ def _measure(s: CardiacSettings, case: Case) -> list[dict[str, Any]]:
         require_3d(mask, column)
         array = case.array(column)
         ml = mm3_to_ml(voxel_volume_mm3(mask))
-        for structure, label in s.labels.items():
+        for structure, label in settings.labels.items():
             if structure == "myo" and phase == "ES":
                 continue
             voxels = int((array == label).sum())
@@ -91,7 +91,7 @@ def _measure(s: CardiacSettings, case: Case) -> list[dict[str, Any]]:
             volumes[(structure, phase)] = voxels * ml if voxels else math.nan
     row: dict[str, Any] = {}
     for structure, prefix in (("lv", ""), ("rv", "rv_")):
-        if structure not in s.labels:
+        if structure not in settings.labels:
             continue
         edv = volumes.get((structure, "ED"), math.nan)
         esv = volumes.get((structure, "ES"), math.nan)
@@ -99,6 +99,6 @@ def _measure(s: CardiacSettings, case: Case) -> list[dict[str, Any]]:
             case.note(f"{structure.upper()} ESV > EDV: are the ED and ES masks swapped?")
         row.update({f"{prefix}edv_ml": edv, f"{prefix}esv_ml": esv, f"{prefix}sv_ml": edv - esv,
                     f"{prefix}ef_pct": ejection_fraction_pct(edv, esv)})
-    if "myo" in s.labels:
-        row["lv_mass_g"] = volumes.get(("myo", "ED"), math.nan) * s.density_g_ml
+    if "myo" in settings.labels:
+        row["lv_mass_g"] = volumes.get(("myo", "ED"), math.nan) * settings.density_g_ml
     return [row]

@@ -141,15 +141,15 @@ def nodule_volumetry(cohort: CohortSource, *, mask_column: str = "mask",
                              "management": "string"})
 
 
-def _measure_nodules(s: NoduleSettings, case: Case) -> list[dict[str, Any]]:
-    mask = case.mask(s.mask_column)
-    require_3d(mask, s.mask_column)
-    rows = label_rows(mask, s.labels, s.mask_column)
+def _measure_nodules(settings: NoduleSettings, case: Case) -> list[dict[str, Any]]:
+    mask = case.mask(settings.mask_column)
+    require_3d(mask, settings.mask_column)
+    rows = label_rows(mask, settings.labels, settings.mask_column)
     for row in rows:
         volume = row.get("volume_mm3", math.nan)
         row["effective_diameter_mm"] = (6.0 * volume / math.pi) ** (1.0 / 3.0)
-        row["category"] = nodule_category(volume, s.measure, s.scheme)
-        row["management"] = nodule_category(volume, s.measure, s.scheme, "management")
+        row["category"] = nodule_category(volume, settings.measure, settings.scheme)
+        row["management"] = nodule_category(volume, settings.measure, settings.scheme, "management")
     return rows
 
 
@@ -186,18 +186,20 @@ def nodule_growth(cohort: CohortSource, *, baseline_column: str = "mask_baseline
                      dtypes={"significant_growth": "boolean", "category": "string", "management": "string"})
 
 
-def _measure_growth(s: GrowthSettings, case: Case) -> list[dict[str, Any]]:
+def _measure_growth(settings: GrowthSettings, case: Case) -> list[dict[str, Any]]:
     volumes = []
-    for column in (s.baseline_column, s.followup_column):
+    for column in (settings.baseline_column, settings.followup_column):
         mask = case.mask(column, check=False)  # two scans: each mask on its own grid
         require_3d(mask, column)
-        volumes.append(np.count_nonzero(select(case.array(column, check=False), s.label)) * voxel_volume_mm3(mask))
+        voxels = np.count_nonzero(select(case.array(column, check=False), settings.label))
+        volumes.append(voxels * voxel_volume_mm3(mask))
     v1, v2 = volumes
     if v1 == 0:
-        raise MaskError(f"{s.baseline_column} holds no nodule" + (f" (label {s.label})" if s.label else "")
+        raise MaskError(f"{settings.baseline_column} holds no nodule"
+                        + (f" (label {settings.label})" if settings.label else "")
                         + "; the baseline must show the nodule")
     row: dict[str, Any] = {"volume_baseline_mm3": v1, "volume_followup_mm3": v2}
-    days = case.value(s.days_column)
+    days = case.value(settings.days_column)
     row["interval_days"] = float(days) if days is not None else math.nan
     if v2 == 0:
         case.note("nodule absent at follow-up: no doubling time")
@@ -206,11 +208,11 @@ def _measure_growth(s: GrowthSettings, case: Case) -> list[dict[str, Any]]:
     row["growth_pct"] = volume_growth_pct(v1, v2)
     row["significant_growth"] = row["growth_pct"] >= SIGNIFICANT_GROWTH_PCT
     if days is None:
-        case.note(f"no {s.days_column}: VDT not computed")
+        case.note(f"no {settings.days_column}: VDT not computed")
         return [row]
     row["vdt_days"] = volume_doubling_time(v1, v2, float(days))
-    row["category"] = nodule_category(row["vdt_days"], "vdt_days", s.scheme)
-    row["management"] = nodule_category(row["vdt_days"], "vdt_days", s.scheme, "management")
+    row["category"] = nodule_category(row["vdt_days"], "vdt_days", settings.scheme)
+    row["management"] = nodule_category(row["vdt_days"], "vdt_days", settings.scheme, "management")
     return [row]
 
 
@@ -249,7 +251,8 @@ def _regions(regions: str | Mapping[str, int | Sequence[int]] | None) -> dict[st
         return {"lung": ()}
     if isinstance(regions, str):
         if regions.lower() != "totalseg":
-            raise SettingsError(f"unknown region preset {regions!r}; use 'totalseg' or a mapping name -> label(s)")
+            raise SettingsError(f"unknown region preset {regions!r}; use 'totalseg' or a mapping name -> "
+                                f"label(s)")
         regions = TOTALSEGMENTATOR_LOBES
     result = {}
     for name, value in regions.items():
@@ -260,22 +263,23 @@ def _regions(regions: str | Mapping[str, int | Sequence[int]] | None) -> dict[st
     return {"lung": tuple(sorted({v for labels in result.values() for v in labels})), **result}
 
 
-def _measure_involvement(s: InvolvementSettings, case: Case) -> list[dict[str, Any]]:
-    lung_mask = case.mask(s.lung_column)
-    require_3d(lung_mask, s.lung_column)
-    lung = case.array(s.lung_column)
-    lesion = select(case.array(s.lesion_column), s.lesion_label)
+def _measure_involvement(settings: InvolvementSettings, case: Case) -> list[dict[str, Any]]:
+    lung_mask = case.mask(settings.lung_column)
+    require_3d(lung_mask, settings.lung_column)
+    lung = case.array(settings.lung_column)
+    lesion = select(case.array(settings.lesion_column), settings.lesion_label)
     ml = mm3_to_ml(voxel_volume_mm3(lung_mask))
     present = labels_present(lung_mask)
     if not present:
-        raise MaskError(f"{s.lung_column} is empty; involvement needs a lung mask")
+        raise MaskError(f"{settings.lung_column} is empty; involvement needs a lung mask")
     rows = []
-    for name, labels in s.regions.items():
+    for name, labels in settings.regions.items():
         inside = np.isin(lung, labels) if labels else lung > 0
         voxels = int(np.count_nonzero(inside))
         row: dict[str, Any] = {"region": name}
         if voxels == 0:
-            row["note"] = f"region {name} (labels {list(labels)}) absent from {s.lung_column} (present: {present})"
+            row["note"] = (f"region {name} (labels {list(labels)}) absent from {settings.lung_column} "
+                           f"(present: {present})")
         else:
             hit = int(np.count_nonzero(lesion & inside))
             row.update(lung_volume_ml=voxels * ml, lesion_volume_ml=hit * ml, involvement_pct=100.0 * hit / voxels)

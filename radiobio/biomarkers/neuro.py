@@ -52,38 +52,38 @@ def hippocampal_volume(cohort: CohortSource, *, mask_column: str = "mask",
                      dtypes={"voxels": "Int64", "label": "Int64", "label_name": "string"})
 
 
-def _measure(s: HippocampusSettings, case: Case) -> list[dict[str, Any]]:
-    mask = case.mask(s.mask_column)
-    require_3d(mask, s.mask_column)
-    rows = label_rows(mask, s.labels, s.mask_column)
-    if s.total and len(rows) > 1:
+def _measure(settings: HippocampusSettings, case: Case) -> list[dict[str, Any]]:
+    mask = case.mask(settings.mask_column)
+    require_3d(mask, settings.mask_column)
+    rows = label_rows(mask, settings.labels, settings.mask_column)
+    if settings.total and len(rows) > 1:
         voxels = [row.get("voxels", math.nan) for row in rows]
         total = float(np.sum(voxels)) if not any(math.isnan(v) for v in voxels) else math.nan
         volume = total * voxel_volume_mm3(mask)
         rows.append({"label_name": "total", "voxels": total, "volume_mm3": volume, "volume_ml": mm3_to_ml(volume)})
-    icv = _icv_ml(s, case)
+    icv = _icv_ml(settings, case)
     for row in rows:
         row["icv_ml"] = icv
         row["volume_icv_pct"] = 100.0 * row.get("volume_ml", math.nan) / icv
     return rows
 
 
-def _icv_ml(s: HippocampusSettings, case: Case) -> float:
-    value = case.value(s.icv_column)
+def _icv_ml(settings: HippocampusSettings, case: Case) -> float:
+    value = case.value(settings.icv_column)
     if value is not None:
         icv = float(value)
         if icv <= 0:
-            raise BiomarkerError(f"{s.icv_column}={value!r}: ICV must be a positive volume in mL")
+            raise BiomarkerError(f"{settings.icv_column}={value!r}: ICV must be a positive volume in mL")
         if icv < 10:
-            raise BiomarkerError(f"{s.icv_column}={value!r} looks like litres; give the ICV in mL "
+            raise BiomarkerError(f"{settings.icv_column}={value!r} looks like litres; give the ICV in mL "
                                  f"(e.g. {icv * 1000:g})")
         return icv
-    if case.value(s.icv_mask_column) is not None:
-        icv_mask = case.mask(s.icv_mask_column, check=False)  # an ICV mask covers the head, not the crop
-        voxels = int(np.count_nonzero(case.array(s.icv_mask_column, check=False)))
+    if case.value(settings.icv_mask_column) is not None:
+        icv_mask = case.mask(settings.icv_mask_column, check=False)  # an ICV mask covers the head, not the crop
+        voxels = int(np.count_nonzero(case.array(settings.icv_mask_column, check=False)))
         if voxels == 0:
-            raise BiomarkerError(f"{s.icv_mask_column} is empty; cannot compute the intracranial volume")
+            raise BiomarkerError(f"{settings.icv_mask_column} is empty; cannot compute the intracranial volume")
         return mm3_to_ml(voxels * voxel_volume_mm3(icv_mask))
-    if s.icv_column or s.icv_mask_column:
+    if settings.icv_column or settings.icv_mask_column:
         case.note("no ICV for this case: volume_icv_pct not computed")
     return math.nan
