@@ -26,7 +26,15 @@ from radiobio.cohort import CohortSource, read_cohort
 from radiobio.errors import CohortError, SettingsError
 from radiobio.imaging import read_image, read_mask
 from radiobio.progress import progress_bar
-from radiobio.segmentation import bundle as bundles
+from radiobio.segmentation.bundle import (
+    CARD_FILE,
+    MODEL_FILE,
+    card_from_config,
+    read_card,
+    save_model_atomic,
+    write_card,
+    write_json_atomic,
+)
 from radiobio.segmentation.config import SegmentationConfig, as_config
 from radiobio.segmentation.preprocessing import prepare_image, prepare_mask
 from radiobio.versions import package_versions
@@ -132,7 +140,7 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
     model.compile(optimizer=_optimizer(settings, total_steps), loss=_losses(config, outputs),
                   metrics=_metrics(config, outputs), jit_compile=False)
 
-    checkpoint = out / bundles.MODEL_FILE
+    checkpoint = out / MODEL_FILE
     monitor = "val_dice" if outputs == 1 else "val_segmentation_dice"
     callbacks = [
         AtomicCheckpoint(checkpoint, config, monitor),
@@ -148,7 +156,7 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
     scores = history.history.get(monitor, [])
     best_epoch = int(np.argmax(scores)) + 1 if scores else None
 
-    card = bundles.card_from_config(
+    card = card_from_config(
         config,
         name=out.name,
         **({"intended_use": intended_use} if intended_use else {}),
@@ -178,11 +186,11 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
             "mask_column": mask_column,
         },
     )
-    bundles.write_json_atomic(card, out / bundles.CARD_FILE)
+    write_json_atomic(card, out / CARD_FILE)
     validation = table.iloc[val_rows].reset_index(drop=True)
     card = validate_bundle(out, validation, image_column, mask_column, progress)
     card["training"]["total_minutes"] = round((time.time() - started) / 60.0, 1)
-    bundles.write_card(out, card)
+    write_card(out, card)
     return out
 
 
@@ -203,12 +211,12 @@ def validate_bundle(bundle_dir: str | os.PathLike, validation: pd.DataFrame, ima
         predicted = segment(validation.rename(columns={mask_column: "reference"}), model=bundle_dir, out_dir=scratch,
                             mask_column="predicted", image_column=image_column, jobs=1, progress=progress,
                             overwrite=True)
-        labels = sorted(int(k) for k in bundles.read_card(bundle_dir)["labels"])
+        labels = sorted(int(k) for k in read_card(bundle_dir)["labels"])
         scores = evaluate(predicted, pred_column="predicted", ref_column="reference", labels=labels)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary = summarize(scores)
-    card = bundles.read_card(bundle_dir)
+    card = read_card(bundle_dir)
     card["validation_metrics"] = {
         "n_cases": int(scores["case_id"].nunique()),
         "failed_cases": int((scores["error"] != "").sum()),
@@ -218,7 +226,7 @@ def validate_bundle(bundle_dir: str | os.PathLike, validation: pd.DataFrame, ima
         "note": "whole-case inference on the held-out cases (sliding window, the bundle's inference settings), "
                 "masks on the original image grid; distances in mm",
     }
-    bundles.write_card(bundle_dir, card)
+    write_card(bundle_dir, card)
     return card
 
 
@@ -283,7 +291,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         if value is None or not value > self.best:
             return
         self.best = float(value)
-        bundles.save_model_atomic(inference_copy(self.model, self.config), self.path)
+        save_model_atomic(inference_copy(self.model, self.config), self.path)
 
 
 def inference_copy(model, config: SegmentationConfig):
