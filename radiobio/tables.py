@@ -15,13 +15,11 @@ folder). Resumable batches keep finished cases in a :class:`PartStore`.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
 import os
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,27 +41,6 @@ READ_SUFFIXES = (*WRITE_SUFFIXES, ".txt")
 ID_COLUMNS = ("case_id", "ID", "series_uid")
 #: Columns whose empty cells mean "nothing to report" and read back as "".
 STATUS_COLUMNS = ("error", "note")
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON values, for provenance and model cards: dataclasses and mappings become dicts with
-    text keys, tuples lists, DataFrames lists of records, NumPy scalars Python numbers, NaN and infinities ``None``
-    (JSON has neither), anything else its text."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, pd.DataFrame):
-        return jsonable(value.to_dict("records"))
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 def check_table_suffix(path: str | os.PathLike, what: str = "output") -> Path:

@@ -80,7 +80,7 @@ def test_jsonable_makes_provenance_and_cards_plain_json() -> None:
 
     import numpy as np
 
-    from radiobio.tables import jsonable
+    from radiobio.provenance import jsonable
 
     @dataclasses.dataclass
     class Settings:

@@ -7,10 +7,8 @@ case) and a settings dataclass; :func:`run_cases` does the rest.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,9 +20,9 @@ from radiobio.batch import STATUS_COLUMNS, Case, Measure, carried_columns, case_
 from radiobio.cohort import CohortSource
 from radiobio.errors import GeometryError
 from radiobio.labels import label_map
-from radiobio.tables import jsonable
+from radiobio.provenance import jsonable, manifest_path
 
-__all__ = ["Case", "case_counts", "jsonable", "label_map", "manifest_path", "mm3_to_ml", "package_table",
+__all__ = ["Case", "case_counts", "label_map", "mm3_to_ml", "package_table",
            "require_3d", "run_cases", "select"]
 
 
@@ -58,12 +56,6 @@ def run_cases(cohort: CohortSource, measure: Measure, settings: Any, *, kind: st
                                  "cohort": manifest_path(cohort), "radiobio": __version__}
     return table
 
-
-def manifest_path(cohort: CohortSource) -> str | None:
-    """The absolute path of a cohort manifest (``None`` for a DataFrame), recorded in provenance."""
-    if isinstance(cohort, str | os.PathLike):
-        return str(Path(cohort).resolve())
-    return None
 
 
 def select(array: np.ndarray, label: int | None) -> np.ndarray:

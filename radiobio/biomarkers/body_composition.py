@@ -139,8 +139,7 @@ def load_cutoffs(cutoffs: str | pd.DataFrame) -> tuple[pd.DataFrame, str]:
     missing = {"measure", "sex", "threshold"} - set(cutoffs.columns)
     if missing:
         raise SettingsError(f"cut-off table lacks column(s) {sorted(missing)}; it needs measure (smi or "
-                            f"muscle_hu), "
-                            f"sex (M, F or *), threshold, and optionally bmi_min, bmi_max")
+                            "muscle_hu), sex (M, F or *), threshold, and optionally bmi_min, bmi_max")
     table = cutoffs.copy()
     for column in ("bmi_min", "bmi_max"):
         if column not in table.columns:
@@ -208,8 +207,7 @@ def _measure(settings: SarcopeniaSettings, case: Case) -> list[dict[str, Any]]:
     muscle = select(plane, settings.labels.get("muscle"))
     if not muscle.any():
         raise MaskError(f"{settings.muscle_column} has no muscle on the {settings.level} slice {index} ({source}); "
-                        f"check the mask "
-                        f"and the slice")
+                        "check the mask and the slice")
     sma = muscle & _in(hu, settings.hu["muscle"]) if settings.hu["muscle"] else muscle
     cm2 = pixel_mm2 / 100.0
     row: dict[str, Any] = {"slice_index": index, "slice_source": source, "level": settings.level,

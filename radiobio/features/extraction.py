@@ -20,6 +20,7 @@ from radiobio.batch import Case, load_cases, order_like, run_batch
 from radiobio.errors import CohortError, SettingsError
 from radiobio.features.settings import load_params, params_hash, preset_name
 from radiobio.labels import label_map
+from radiobio.provenance import manifest_path
 from radiobio.tables import PartStore, check_table_suffix, read_table, write_table
 
 LabelSpec = None | int | Sequence[int] | Mapping[str, int]
@@ -107,7 +108,6 @@ def provenance(parameters: dict[str, Any], key: str, mask_column: str, *, preset
     import SimpleITK as sitk
 
     from radiobio import __version__
-    from radiobio.biomarkers._common import manifest_path
 
     return {"stage": "extract", "params": parameters, "preset": preset, "params_hash": key,
             "labels": dict(labels) if labels else None, "mask_column": mask_column,

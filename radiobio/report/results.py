@@ -34,8 +34,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from radiobio.atomic import write_text_atomic
+from radiobio.provenance import package_versions
 from radiobio.tables import PROVENANCE_KEY, provenance_sidecar, read_table, write_table
-from radiobio.versions import package_versions
 
 COHORT, FEATURES, BIOMARKERS = "cohort", "features", "biomarkers"
 QC_DIR, SURVIVAL_DIR, SIGNATURE_DIR, MODELS_DIR = "qc", "survival", "signature", "models"

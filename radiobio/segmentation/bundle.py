@@ -16,10 +16,10 @@ from typing import Any
 
 from radiobio.atomic import atomic_path, write_text_atomic
 from radiobio.errors import ModelBundleError, RadiobioError
+from radiobio.provenance import jsonable
 from radiobio.quiet import import_keras
 from radiobio.segmentation.card import UNSTATED_USE
 from radiobio.segmentation.config import SegmentationConfig, as_config, parse_config
-from radiobio.tables import jsonable
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "model_card.json"
@@ -189,7 +189,6 @@ def config_from_card(card: dict[str, Any], where: str = CARD_FILE) -> Segmentati
 def write_json_atomic(data: dict[str, Any], path: Path) -> Path:
     """Write JSON to a temporary file beside ``path``, then rename it into place (NaN becomes null)."""
     return write_text_atomic(json.dumps(jsonable(data), indent=2) + "\n", path)
-
 
 
 def save_model_atomic(model, path: Path) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from radiobio.errors import SettingsError
-from radiobio.tables import jsonable
+from radiobio.provenance import jsonable
 
 
 @dataclass

@@ -26,6 +26,7 @@ from radiobio.cohort import CohortSource, read_cohort
 from radiobio.errors import CohortError, SettingsError
 from radiobio.imaging import read_image, read_mask
 from radiobio.progress import progress_bar
+from radiobio.provenance import package_versions
 from radiobio.segmentation.bundle import (
     CARD_FILE,
     MODEL_FILE,
@@ -37,7 +38,6 @@ from radiobio.segmentation.bundle import (
 )
 from radiobio.segmentation.config import SegmentationConfig, as_config
 from radiobio.segmentation.preprocessing import prepare_image, prepare_mask
-from radiobio.versions import package_versions
 
 LOG_FILE = "training_log.csv"
 
@@ -57,8 +57,8 @@ def split_cases(cohort: pd.DataFrame, fraction: float, seed: int) -> tuple[list[
     return list(np.flatnonzero(~is_val)), list(np.flatnonzero(is_val))
 
 
-def load_cases(cohort: pd.DataFrame, config: SegmentationConfig, image_column: str, mask_column: str,
-               progress: bool = True):
+def load_training_cases(cohort: pd.DataFrame, config: SegmentationConfig, image_column: str, mask_column: str,
+                        progress: bool = True):
     """Read, prepare and check every case of ``cohort``; return :class:`~radiobio.segmentation.data.TrainingCase`
     objects."""
     from radiobio.segmentation.data import TrainingCase
@@ -121,7 +121,7 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
     keras.utils.set_random_seed(settings.seed)
 
     train_rows, val_rows = split_cases(table, settings.validation_fraction, settings.seed)
-    cases = load_cases(table, config, image_column, mask_column, progress)
+    cases = load_training_cases(table, config, image_column, mask_column, progress)
     if config.preprocessing.patch_size is None:
         config.preprocessing.patch_size = default_patch_size([cases[i] for i in train_rows], config)
     multiple = size_multiple(config.model)
