@@ -48,6 +48,11 @@ class OutcomeWarning(UserWarning):
     """Data were usable but handled in a documented way (a fold without events, a one-patient batch...)."""
 
 
+class DicomWarning(UserWarning):
+    """A DICOM input was read with a documented handling: a skipped POINT or OPEN_PLANAR contour, an uneven slice
+    spacing kept as read, a ROI without contours left out."""
+
+
 def describe(exc: BaseException) -> str:
     """Return ``'ErrorType: message'``, the text written to a result table's ``error`` column."""
     return f"{type(exc).__name__}: {exc}"
