@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from radiobio.cohort import CohortSource, path_columns, read_cohort
+from radiobio.cohort import CohortSource, path_columns, read_cohort, split_roi
 from radiobio.errors import CohortError, MaskError, describe
-from radiobio.imaging import check_geometry, read_image, read_mask
+from radiobio.imaging import check_geometry, geometry_differences, grid_axis_map, read_image
+from radiobio.masks import on_image_grid, read_case_mask
 from radiobio.parallel import map_cases
 from radiobio.progress import progress_bar
 from radiobio.tables import is_missing, is_path_column
@@ -59,6 +60,8 @@ class Case:
     row: dict[str, Any]
     resample_masks: bool = False
     notes: list[str] = field(default_factory=list)
+    #: ``{column: {label value: label name}}`` of masks that carry their label names (segmenter outputs, DICOM).
+    label_names: dict[str, dict[int, str]] = field(default_factory=dict)
     _cache: dict[tuple[str, str], sitk.Image] = field(default_factory=dict, repr=False)
     _reference: tuple[str, sitk.Image] | None = field(default=None, repr=False)
 
@@ -102,18 +105,41 @@ class Case:
                 self.image("image")  # the image is the grid masks are resampled onto
             if kind == "image":
                 image = read_image(path, series_uid=self.value("series_uid"))
-            elif self.resample_masks and check and self._reference is not None:
-                image = read_mask(path, reference=self._reference[1], resample=True)
             else:
-                image = read_mask(path)
+                segmentation = read_case_mask(path, image=self.value("image"), series_uid=self.value("series_uid"))
+                image = segmentation.mask
+                if segmentation.label_names:
+                    self.label_names[column] = segmentation.label_names
             self._cache[key] = image
         image = self._cache[key]
         if check:
             if self._reference is None:
                 self._reference = (column, image)
             elif self._reference[1] is not image:
-                check_geometry(self._reference[1], image, names=(self._reference[0], column))
+                image = self._on_reference_grid(key, column, image)
         return image
+
+    def _on_reference_grid(self, key: tuple[str, str], column: str, image: sitk.Image) -> sitk.Image:
+        """The cached ``image`` moved onto the reference grid: exactly for a flip or permutation of axes (noted),
+        by nearest neighbour with ``resample_masks``; otherwise the geometry error names every difference."""
+        reference_column, reference = self._reference  # type: ignore[misc]
+        if not geometry_differences(reference, image):
+            return image
+        mapping = grid_axis_map(reference, image)
+        if mapping is None and not self.resample_masks:
+            check_geometry(reference, image, names=(reference_column, column))
+        moved = on_image_grid(image, reference, resample=True, name=column)
+        if mapping is not None:
+            axes, flipped = mapping
+            flips = "".join("xyz"[axes[j]] for j in range(len(axes)) if flipped[j])
+            how = (f"axis {flips} flipped" if len(flips) == 1 else f"axes {flips} flipped") if flips else ""
+            if list(axes) != sorted(axes):
+                how = f"{how}, axes permuted" if how else "axes permuted"
+            self.note(f"{column} reoriented onto the {reference_column} grid ({how}; exact, voxel for voxel)")
+        else:
+            self.note(f"{column} resampled onto the {reference_column} grid (nearest neighbour)")
+        self._cache[key] = moved
+        return moved
 
 
 def require_columns(frame: pd.DataFrame, columns: Iterable[str | None], *, stage: str) -> None:
@@ -135,7 +161,7 @@ def load_cases(cohort: CohortSource, *, stage: str, required: Iterable[str | Non
     require_columns(frame, required, stage=stage)
     for column in dict.fromkeys(c for c in required if c is not None and is_path_column(c)):
         for i, value in frame[column].items():
-            if not frame.at[i, "error"] and not is_missing(value) and not os.path.exists(str(value)):
+            if not frame.at[i, "error"] and not is_missing(value) and not os.path.exists(split_roi(str(value))[0]):
                 frame.at[i, "error"] = f"CohortError: {column} file not found: {value}"
     return frame
 

@@ -127,6 +127,20 @@ def _clean_text(value: object) -> str | None:
     return text or None
 
 
+#: Separator between a DICOM structure-set file and a ROI name in a cohort cell (``rt/RS.dcm#GTV-1``).
+ROI_SEPARATOR = "#"
+
+
+def split_roi(cell: str | os.PathLike) -> tuple[str, str | None]:
+    """Split a cohort cell ``path#ROI`` into ``(path, roi)``; ``roi`` is ``None`` without a ``#`` that follows an
+    existing file (a file name that itself holds ``#`` stays whole)."""
+    text = os.fspath(cell)
+    if ROI_SEPARATOR not in text or os.path.exists(text):
+        return text, None
+    path, _, roi = text.rpartition(ROI_SEPARATOR)
+    return path, roi.strip() or None
+
+
 def looks_like_windows_path(value: str) -> bool:
     """True for a drive-letter (``C:\\data``, ``C:/data``) or UNC (``\\\\server\\share``) path."""
     return bool(_WINDOWS_ABSOLUTE.match(value))
@@ -186,7 +200,7 @@ def _row_problems(frame: pd.DataFrame, check_files: bool, require_image: bool = 
             row_problems.append("no image path")
         if check_files:
             for column in path_columns(frame):
-                if row[column] is not None and not os.path.exists(row[column]):
+                if row[column] is not None and not os.path.exists(split_roi(row[column])[0]):
                     row_problems.append(_missing_file_problem(column, row[column]))
         if row_problems:
             problems[i] = row_problems

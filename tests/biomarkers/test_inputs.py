@@ -18,13 +18,15 @@ from radiobio.labels import label_map, parse_labels, read_label_file
 from radiobio.tables import read_table
 
 
-def test_flipped_mask_on_a_dicom_series_is_resampled_losslessly(abdomen_data: Path, tmp_path: Path) -> None:
+def test_flipped_mask_on_a_dicom_series_is_reoriented_losslessly(abdomen_data: Path, tmp_path: Path) -> None:
     image = abdomen_data / "example_ct_dicom"
     mask = abdomen_data / "example_seg_dicom.nii.gz"
     cohort = pd.DataFrame([{"case_id": "dcm", "image": str(image), "mask": str(mask)}])
-    refused = volumetry(cohort, labels={"liver": 5})
-    assert "axis flipped" in refused.loc[0, "error"] and "resample_masks=True" in refused.loc[0, "error"]
+    reoriented = volumetry(cohort, labels={"liver": 5})
+    assert reoriented.loc[0, "error"] == ""
+    assert "grid (axis y flipped; exact, voxel for voxel)" in reoriented.loc[0, "note"]
     table = volumetry(cohort, labels={"liver": 5, "spleen": 1}, resample_masks=True).set_index("label_name")
+    assert table.loc["liver", "voxels"] == reoriented.loc[0, "voxels"]
     stored = sitk.GetArrayFromImage(sitk.ReadImage(str(mask)))
     spacing = sitk.ReadImage(str(mask)).GetSpacing()
     assert table.loc["liver", "voxels"] == np.count_nonzero(stored == 5) == 366708  # nothing lost in the flip

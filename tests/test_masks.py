@@ -1,0 +1,97 @@
+"""Masks from other segmenters: TotalSegmentator folders and multi-label files, nnU-Net predictions, flipped grids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from radiobio.biomarkers import volumetry
+from radiobio.cohort import split_roi
+from radiobio.errors import GeometryError, ImageReadError, MaskError
+from radiobio.imaging import read_image
+from radiobio.masks import nifti_label_names, nnunet_label_names, read_segmentation
+
+
+def test_totalsegmentator_folder_equals_its_multilabel_file(abdomen_data: Path) -> None:
+    single = read_segmentation(abdomen_data / "example_seg_fast.nii.gz")
+    folder = read_segmentation(abdomen_data / "example_seg_fast")
+    assert single.source == "nifti-extension" and folder.source == "totalsegmentator-folder"
+    assert len(single.label_names) == len(folder.label_names) == 117
+    assert single.label_names[1] == "spleen" and single.label_names[5] == "liver"
+    assert list(folder.label_names.values()) == sorted(folder.label_names.values())  # alphabetical numbering
+    by_name = {name: value for value, name in single.label_names.items()}
+    stacked = sitk.GetArrayFromImage(single.mask)
+    combined = sitk.GetArrayFromImage(folder.mask)
+    for value, name in folder.label_names.items():  # every structure has the same voxels in both outputs
+        assert np.array_equal(combined == value, stacked == by_name[name]), name
+    liver = sitk.GetArrayFromImage(sitk.ReadImage(str(abdomen_data / "example_seg_fast" / "liver.nii.gz")))
+    table = folder.table().set_index("label_name")
+    assert table.loc["liver", "voxels"] == np.count_nonzero(liver)
+
+
+def test_nifti_without_extension_has_no_names(abdomen_data: Path) -> None:
+    assert nifti_label_names(abdomen_data / "example_ct.nii.gz") == {}
+
+
+def test_nnunet_prediction_takes_names_from_dataset_json(abdomen_data: Path, tmp_path: Path) -> None:
+    predictions = tmp_path / "predictions"
+    predictions.mkdir()
+    mask = sitk.ReadImage(str(abdomen_data / "example_seg_fast.nii.gz"))
+    sitk.WriteImage(mask, str(predictions / "case_001.nii.gz"))  # SimpleITK drops the label-table extension
+    assert nifti_label_names(predictions / "case_001.nii.gz") == {}
+    (predictions / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "spleen": 1, "liver": 5,
+                                                                     "organs": [1, 5]}}))
+    result = read_segmentation(predictions / "case_001.nii.gz")
+    assert result.source == "nnunet" and result.label_names == {1: "spleen", 5: "liver"}
+    assert nnunet_label_names({"labels": {"0": "background", "2": "kidney"}}) == {2: "kidney"}  # nnU-Net v1
+    with pytest.raises(ImageReadError, match="nnU-Net prediction folder"):
+        read_segmentation(predictions)
+
+
+def test_flipped_mask_is_reoriented_exactly_and_a_real_mismatch_names_every_property(abdomen_data: Path) -> None:
+    stored = sitk.ReadImage(str(abdomen_data / "example_seg_dicom.nii.gz"))
+    result = read_segmentation(abdomen_data / "example_seg_dicom.nii.gz", image=abdomen_data / "example_ct_dicom")
+    image = read_image(abdomen_data / "example_ct_dicom")
+    assert result.mask.GetDirection() == image.GetDirection() != stored.GetDirection()
+    assert result.mask.GetOrigin() == image.GetOrigin()
+    assert np.array_equal(np.flip(sitk.GetArrayFromImage(stored), axis=1), sitk.GetArrayFromImage(result.mask))
+    shifted = sitk.Image(stored)
+    shifted.SetOrigin([o + 7.0 for o in stored.GetOrigin()])
+    shifted.SetSpacing([s * 1.5 for s in stored.GetSpacing()])
+    with pytest.raises(GeometryError) as refused:
+        read_segmentation(abdomen_data / "example_seg_dicom.nii.gz", image=shifted)
+    text = str(refused.value)
+    assert "spacing differs" in text and "origin differs" in text and "--resample-masks" in text
+
+
+def test_roi_suffix_is_split_only_when_the_file_does_not_exist(tmp_path: Path) -> None:
+    assert split_roi(str(tmp_path / "RS.dcm#GTV-1")) == (str(tmp_path / "RS.dcm"), "GTV-1")
+    odd = tmp_path / "mask#1.nii.gz"
+    odd.write_bytes(b"")
+    assert split_roi(str(odd)) == (str(odd), None)
+    assert split_roi("mask.nii.gz") == ("mask.nii.gz", None)
+
+
+def test_overlapping_structures_in_a_folder_are_refused(abdomen_data: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ts"
+    folder.mkdir()
+    liver = sitk.ReadImage(str(abdomen_data / "example_seg_fast" / "liver.nii.gz"))
+    sitk.WriteImage(liver, str(folder / "liver.nii.gz"))
+    sitk.WriteImage(liver, str(folder / "liver_copy.nii.gz"))
+    with pytest.raises(MaskError, match="'liver' and 'liver_copy' overlap"):
+        read_segmentation(folder)
+
+
+def test_a_stage_reads_a_totalsegmentator_folder_in_the_mask_column(abdomen_data: Path) -> None:
+    folder = read_segmentation(abdomen_data / "example_seg_fast")
+    liver = {name: value for value, name in folder.label_names.items()}["liver"]
+    cohort = pd.DataFrame([{"case_id": "ts", "mask": str(abdomen_data / "example_seg_fast")}])
+    table = volumetry(cohort, labels={"liver": liver}, image_column=None)
+    voxels = np.count_nonzero(sitk.GetArrayFromImage(
+        sitk.ReadImage(str(abdomen_data / "example_seg_fast" / "liver.nii.gz"))))
+    assert table.loc[0, "error"] == "" and table.loc[0, "voxels"] == voxels
