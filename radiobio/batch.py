@@ -17,6 +17,7 @@ case) and a picklable ``settings`` object; :func:`run_batch` does the rest, the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +32,7 @@ import SimpleITK as sitk
 from radiobio.cohort import CohortSource, path_columns, read_cohort, split_roi
 from radiobio.errors import CohortError, MaskError, describe
 from radiobio.imaging import check_geometry, geometry_differences, grid_axis_map, read_image
+from radiobio.labels import NamedLabels
 from radiobio.masks import on_image_grid, read_case_mask
 from radiobio.parallel import map_cases
 from radiobio.progress import progress_bar
@@ -62,6 +64,8 @@ class Case:
     notes: list[str] = field(default_factory=list)
     #: ``{column: {label value: label name}}`` of masks that carry their label names (segmenter outputs, DICOM).
     label_names: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: Labels the stage chose by name: every mask read is renumbered to them (:meth:`Segmentation.renumbered`).
+    named_labels: NamedLabels | None = None
     _cache: dict[tuple[str, str], sitk.Image] = field(default_factory=dict, repr=False)
     _reference: tuple[str, sitk.Image] | None = field(default=None, repr=False)
 
@@ -107,6 +111,8 @@ class Case:
                 image = read_image(path, series_uid=self.value("series_uid"))
             else:
                 segmentation = read_case_mask(path, image=self.value("image"), series_uid=self.value("series_uid"))
+                if self.named_labels is not None:
+                    segmentation = segmentation.renumbered(self.named_labels, name=f"{column} {path}")
                 image = segmentation.mask
                 if segmentation.label_names:
                     self.label_names[column] = segmentation.label_names
@@ -206,7 +212,7 @@ def run_batch(frame: pd.DataFrame, measure: Measure, settings: Any, *, stage: st
 def _run_one(measure: Measure, settings: Any, carried: tuple[str, ...], resample_masks: bool,
              item: tuple[int, dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
     index, row = item
-    case = Case(str(row["case_id"]), row, resample_masks=resample_masks)
+    case = Case(str(row["case_id"]), row, resample_masks=resample_masks, named_labels=_named_labels(settings))
     clinical = {c: row.get(c) for c in carried}
     if not is_missing(row.get("error")):
         return index, [{"case_id": case.case_id, **clinical, "note": "", "error": str(row["error"])}]
@@ -217,6 +223,16 @@ def _run_one(measure: Measure, settings: Any, carried: tuple[str, ...], resample
     note = "; ".join(case.notes)
     return index, [{"case_id": case.case_id, **r, **clinical, "note": _join(note, r.get("note")),
                     "error": r.get("error") or ""} for r in rows]
+
+
+def _named_labels(settings: Any) -> NamedLabels | None:
+    """The :class:`NamedLabels` among a stage's settings fields, if the stage's labels were chosen by name."""
+    if dataclasses.is_dataclass(settings):
+        for item in dataclasses.fields(settings):
+            value = getattr(settings, item.name)
+            if isinstance(value, NamedLabels):
+                return value
+    return None
 
 
 def _join(*texts: str | None) -> str:

@@ -1,9 +1,10 @@
 """Label arguments: one normaliser for every stage and one parser for every CLI ``--labels``.
 
-A labels argument is ``None`` (every non-zero label present), a label value, a list of values, or a mapping
-``{name: value}``; every stage turns it into ``{label_name: value}`` with :func:`label_map`, so every table names
-its labels the same way (the ``label_name`` column). On the command line ``--labels`` takes ``1,2``,
-``liver=5,spleen=1`` or a JSON class map (``class_map.json[:task]``) in every subcommand (:func:`parse_labels`).
+A labels argument is ``None`` (every non-zero label present), a label value, a list of values, a list of names
+that each case's mask carries (:class:`NamedLabels`), or a mapping ``{name: value}``; every stage turns it into
+``{label_name: value}`` with :func:`label_map`, so every table names its labels the same way (the ``label_name``
+column). On the command line ``--labels`` takes ``1,2``, ``liver,spleen``, ``liver=5,spleen=1`` or a JSON class map
+(``class_map.json[:task]``) in every subcommand (:func:`parse_labels`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ import numpy as np
 
 from radiobio.errors import SettingsError
 
-Labels = int | Sequence[int] | Mapping[str, int] | None
+Labels = int | Sequence[int] | Sequence[str] | Mapping[str, int] | None
+
+
+class NamedLabels(dict):
+    """Labels chosen by name (``["liver", "spleen"]``): ``{name: number}`` with numbers 1, 2... in the order given.
+
+    Each case's mask must carry label names (a TotalSegmentator or nnU-Net output, a DICOM-SEG, an RTSTRUCT); the
+    batch driver renumbers its labels so that ``name`` has the number given here, whatever number the mask uses.
+    """
 
 
 def label_map(labels: Labels, what: str = "labels") -> dict[str, int] | None:
@@ -27,7 +36,15 @@ def label_map(labels: Labels, what: str = "labels") -> dict[str, int] | None:
     if labels is None:
         return None
     if isinstance(labels, str):
-        raise SettingsError(f"{what}: {labels!r} is text; give numbers, a list of numbers or {{name: number}}")
+        raise SettingsError(f"{what}: {labels!r} is text; give numbers, a list of numbers or names, or "
+                            f"{{name: number}}")
+    if isinstance(labels, NamedLabels):
+        return labels
+    if not isinstance(labels, Mapping | int | np.integer) and labels and all(isinstance(v, str) for v in labels):
+        names = [v.strip() for v in labels]
+        if "" in names or len(set(names)) != len(names):
+            raise SettingsError(f"{what}: label names must be non-empty and unique, not {list(labels)}")
+        return NamedLabels((name, i) for i, name in enumerate(names, start=1))
     if isinstance(labels, Mapping):
         pairs = [(str(k), v) for k, v in labels.items()]
     elif isinstance(labels, int | np.integer):
@@ -96,8 +113,9 @@ def read_label_file(path: str | Path, key: str | None = None) -> dict[str, int]:
     return label_map(pairs, f"label file {path}") or {}
 
 
-def parse_labels(text: str) -> list[int] | dict[str, int]:
-    """Parse a CLI ``--labels`` value: ``1,2`` into ``[1, 2]``, ``liver=5,spleen=1`` into ``{'liver': 5, ...}``, and
+def parse_labels(text: str) -> list[int] | list[str] | dict[str, int]:
+    """Parse a CLI ``--labels`` value: ``1,2`` into ``[1, 2]``, ``liver,spleen`` into ``['liver', 'spleen']``
+    (names a mask carries), ``liver=5,spleen=1`` into ``{'liver': 5, ...}``, and
     ``class_map.json`` (or ``class_map.json:total``) through :func:`read_label_file`."""
     path, _, key = text.partition(".json")
     if _ == ".json":
@@ -109,6 +127,9 @@ def parse_labels(text: str) -> list[int] | dict[str, int]:
     try:
         if parts and all("=" in p for p in parts):
             return {name.strip(): int(value) for name, value in (p.split("=", 1) for p in parts)}
+        if parts and not any(p.lstrip("-").isdigit() or "=" in p for p in parts):
+            return parts  # names, resolved against each mask's own label names
         return [int(p) for p in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"labels look like 1,2 or name=1,name=2, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"labels look like 1,2 or liver,spleen or name=1,name=2, not "
+                                         f"{text!r}") from None

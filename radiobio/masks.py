@@ -61,6 +61,29 @@ class Segmentation:
     label_names: dict[int, str] = field(default_factory=dict)
     source: str = "label-file"
 
+    def renumbered(self, wanted: Mapping[str, int], name: str = "mask") -> Segmentation:
+        """The same structures numbered as ``wanted`` (``{label_name: number}``); labels not wanted become 0.
+
+        Raises :class:`MaskError` when the mask carries no label names or lacks a wanted name (the message lists
+        the names it has)."""
+        if not self.label_names:
+            raise MaskError(f"{name}: labels are chosen by name ({', '.join(wanted)}) but this mask carries no label "
+                            f"names; give label numbers (--labels liver=5) or a mask with names (a TotalSegmentator "
+                            f"or nnU-Net output, a DICOM-SEG, an RTSTRUCT)")
+        by_name = {label: value for value, label in self.label_names.items()}
+        missing = [label for label in wanted if label not in by_name]
+        if missing:
+            raise MaskError(f"{name}: has no label named {', '.join(map(repr, missing))}; it has: "
+                            f"{', '.join(sorted(by_name))}")
+        values = sitk.GetArrayViewFromImage(self.mask)
+        lookup = np.zeros(int(values.max(initial=0)) + 1, dtype=np.uint16)
+        for label, number in wanted.items():
+            if by_name[label] < lookup.size:
+                lookup[by_name[label]] = number
+        out = sitk.GetImageFromArray(lookup[values])
+        out.CopyInformation(self.mask)
+        return Segmentation(out, {number: label for label, number in wanted.items()}, self.source)
+
     @property
     def labels(self) -> dict[str, int]:
         """``{label_name: value}``, the form every stage's ``labels`` argument takes."""

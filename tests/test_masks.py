@@ -14,6 +14,7 @@ from radiobio.biomarkers import volumetry
 from radiobio.cohort import split_roi
 from radiobio.errors import GeometryError, ImageReadError, MaskError
 from radiobio.imaging import read_image
+from radiobio.labels import parse_labels
 from radiobio.masks import nifti_label_names, nnunet_label_names, read_segmentation
 
 
@@ -95,3 +96,21 @@ def test_a_stage_reads_a_totalsegmentator_folder_in_the_mask_column(abdomen_data
     voxels = np.count_nonzero(sitk.GetArrayFromImage(
         sitk.ReadImage(str(abdomen_data / "example_seg_fast" / "liver.nii.gz"))))
     assert table.loc[0, "error"] == "" and table.loc[0, "voxels"] == voxels
+
+
+def test_labels_chosen_by_name_follow_each_masks_own_numbering(abdomen_data: Path, tmp_path: Path) -> None:
+    folder = abdomen_data / "example_seg_fast"
+    multi = abdomen_data / "example_seg_fast.nii.gz"  # liver is 5 here, 59th (alphabetically) in the folder
+    plain = tmp_path / "plain.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(multi)), str(plain))  # the same labels, without their names
+    cohort = pd.DataFrame([{"case_id": "folder", "mask": str(folder)}, {"case_id": "multi", "mask": str(multi)},
+                           {"case_id": "plain", "mask": str(plain)}])
+    table = volumetry(cohort, labels=["liver", "spleen"], image_column=None)
+    liver = table[table["label_name"] == "liver"].set_index("case_id")
+    voxels = np.count_nonzero(sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "liver.nii.gz"))))
+    assert liver.loc["folder", "voxels"] == liver.loc["multi", "voxels"] == voxels
+    unnamed = table[table["case_id"] == "plain"].iloc[0]
+    assert "carries no label names" in unnamed["error"] and "liver=5" in unnamed["error"]
+    misspelt = volumetry(cohort.iloc[:1], labels=["livr"], image_column=None)
+    assert "no label named 'livr'" in misspelt.loc[0, "error"] and "liver" in misspelt.loc[0, "error"]
+    assert parse_labels("liver,spleen") == ["liver", "spleen"] and parse_labels("1,2") == [1, 2]
