@@ -1,6 +1,7 @@
 """``radiobio <stage>``: one subcommand per pipeline stage.
 
-The subcommands are named for the task, not for the Python function behind them: ``extract`` runs
+The subcommands are named for the task, not for the Python function behind them: ``scan`` runs
+``radiobio.scan_dicom``, ``extract`` runs
 ``radiobio.features.extract_features``, ``train`` ``radiobio.segmentation.train``, ``segment``
 ``radiobio.segmentation.segment``, ``models`` ``radiobio.segmentation.list_bundles``, ``evaluate``
 ``radiobio.segmentation.evaluate``, ``biomarkers <name>`` the biomarker functions (``nodules`` ->
@@ -24,7 +25,8 @@ import sys
 from radiobio.quiet import quiet_tensorflow
 
 #: Subcommand modules, in the order ``--help`` lists them.
-STAGES = ("extract", "train", "segment", "models", "evaluate", "biomarkers", "survival", "signature", "report", "demo")
+STAGES = ("scan", "extract", "train", "segment", "models", "evaluate", "biomarkers", "survival", "signature", "report",
+          "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

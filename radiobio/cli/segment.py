@@ -10,6 +10,7 @@ from radiobio.cli._common import add_jobs, add_quiet, fail, report_failures
 EXAMPLE = """examples:
   radiobio segment cohort.csv -m hippocampus-3d -o results
   radiobio segment cohort.csv -m models/l3-muscle-demo -o results --mask-column mask_tissue -j 2
+  radiobio segment cohort.csv -m hippocampus-3d -o results --dicom-out seg
 
 writes RESULTS_DIR/masks/<case>.nii.gz (each on its image's grid, with a <case>.model.json record of the model),
 RESULTS_DIR/cohort.csv (the cohort with the mask column; paths relative to RESULTS_DIR, so the next stage reads it
@@ -32,6 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--out", required=True, help="results folder (masks/, cohort.csv, models/)")
     parser.add_argument("--mask-column", default="mask", help="name of the new mask column [mask]")
     parser.add_argument("--image-column", default="image", help="column holding image paths [image]")
+    parser.add_argument("--dicom-out", choices=("seg", "rtstruct"), default=None,
+                        help="also write each mask as a DICOM-SEG or RTSTRUCT referencing the case's DICOM series "
+                             "(RESULTS_DIR/dicom/<case>.seg.dcm), for review in a viewer or planning system; it keeps "
+                             "the series' patient and study identity")
     add_jobs(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="recompute masks that already exist (also those of another model)")
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
         table = segment(args.cohort, model=bundle, out_dir=args.out, mask_column=args.mask_column,
                         image_column=args.image_column, jobs=args.jobs, progress=not args.quiet,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, dicom_out=args.dicom_out)
     except RadiobioError as exc:
         return fail("segment", exc)
     reused = table.attrs["provenance"]["reused_masks"]

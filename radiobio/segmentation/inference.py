@@ -24,13 +24,14 @@ from radiobio import __version__
 from radiobio.atomic import write_text_atomic
 from radiobio.batch import Case, case_file_name, load_cases, run_batch
 from radiobio.cohort import CohortSource
-from radiobio.errors import ModelBundleError
-from radiobio.imaging import read_image, write_image
+from radiobio.dicom.export import DICOM_SUFFIXES, check_dicom_kind, write_dicom_mask
+from radiobio.errors import ModelBundleError, RadiobioError, describe
+from radiobio.imaging import read_image, read_mask, write_image
 from radiobio.segmentation.bundle import ModelBundle, load_bundle, read_bundle
 from radiobio.segmentation.config import PostprocessingSettings, SegmentationConfig
 from radiobio.segmentation.data import AXIS_INDEX, patch_shape
 from radiobio.segmentation.preprocessing import PreparedImage, prepare_image, restore_mask
-from radiobio.tables import write_table
+from radiobio.tables import is_missing, write_table
 
 #: Rows of the score buffer reduced to labels at once (bounds the temporary argmax array).
 FLUSH_ROWS = 8
@@ -216,6 +217,8 @@ def segment_prepared(prepared: PreparedImage, bundle: ModelBundle) -> sitk.Image
 _WORKER_BUNDLES: dict[str, ModelBundle] = {}
 #: Where :func:`segment` puts the masks inside its output folder.
 MASKS_DIR = "masks"
+#: Where :func:`segment` puts the DICOM-SEG or RTSTRUCT files of ``dicom_out``.
+DICOM_DIR = "dicom"
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,8 @@ class SegmentSettings:
     masks_dir: str
     image_column: str
     overwrite: bool
+    dicom_out: str | None = None
+    dicom_dir: str = ""
 
 
 def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
@@ -240,16 +245,42 @@ def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
         if key not in _WORKER_BUNDLES:
             _WORKER_BUNDLES[key] = load_bundle(key)
         bundle = _WORKER_BUNDLES[key]
-    if not settings.overwrite and out_path.is_file() and mask_model(out_path) == bundle.digest:
-        return [{"mask": str(out_path), "reused": True}]
     series = case.value("series_uid")
     image_path = case.path(settings.image_column, "image")
-    image = read_image(image_path, series_uid=str(series)) if series else read_image(image_path)
-    prepared = prepare_image(image, bundle.config, name=f"case {case.case_id}", model_name=bundle.name)
-    del image  # only the prepared array and the grids are needed from here on (memory on large volumes)
-    write_image(segment_prepared(prepared, bundle), out_path)
-    write_text_atomic(json.dumps(_mask_record(bundle, case.case_id), indent=2), _record_path(out_path))
-    return [{"mask": str(out_path), "reused": False}]
+    if not settings.overwrite and out_path.is_file() and mask_model(out_path) == bundle.digest:
+        row: dict[str, Any] = {"mask": str(out_path), "reused": True}
+        mask = read_mask(out_path) if settings.dicom_out else None
+    else:
+        image = read_image(image_path, series_uid=str(series)) if series else read_image(image_path)
+        prepared = prepare_image(image, bundle.config, name=f"case {case.case_id}", model_name=bundle.name)
+        del image  # only the prepared array and the grids are needed from here on (memory on large volumes)
+        mask = segment_prepared(prepared, bundle)
+        write_image(mask, out_path)
+        write_text_atomic(json.dumps(_mask_record(bundle, case.case_id), indent=2), _record_path(out_path))
+        row = {"mask": str(out_path), "reused": False}
+    if settings.dicom_out and mask is not None:
+        dicom_path = Path(settings.dicom_dir) / f"{case_file_name(case.case_id)}{DICOM_SUFFIXES[settings.dicom_out]}"
+        names = {int(value): str(name) for name, value in bundle.config.labels.items()}
+        write_dicom_mask(settings.dicom_out, mask, image_path, names, dicom_path,
+                         algorithm={"name": bundle.name, "version": bundle.digest}, series_uid=series)
+        row["dicom"] = str(dicom_path)
+    return [row]
+
+
+def _check_dicom_sources(table: pd.DataFrame, image_column: str, kind: str) -> None:
+    """Mark (in ``error``) every case whose image is not a DICOM series a ``kind`` file can reference."""
+    from radiobio.dicom.source import read_source_series
+
+    what = "a DICOM-SEG" if kind == "seg" else "an RTSTRUCT"
+    for i, row in table.iterrows():
+        if row["error"] or is_missing(row.get(image_column)):
+            continue
+        series = row.get("series_uid")
+        try:
+            read_source_series(row[image_column], series_uid=None if is_missing(series) else str(series)) \
+                .require_uids(what)
+        except RadiobioError as exc:
+            table.at[i, "error"] = f"{describe(exc)} (dicom_out={kind!r} needs a DICOM series as the image)"
 
 
 def mask_model(mask_path: str | os.PathLike) -> str | None:
@@ -272,7 +303,7 @@ def _mask_record(bundle: ModelBundle, case_id: str) -> dict[str, Any]:
 
 def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out_dir: str | os.PathLike,
             mask_column: str = "mask", image_column: str = "image", jobs: int | None = None, executor: Any = None,
-            progress: bool = False, overwrite: bool = False) -> pd.DataFrame:
+            progress: bool = False, overwrite: bool = False, dicom_out: str | None = None) -> pd.DataFrame:
     """Segment every case of ``cohort`` with a model bundle; return the cohort with ``mask_column`` filled.
 
     ``out_dir`` becomes a results folder: ``masks/<case>.nii.gz`` (each on its image's own grid, written
@@ -285,9 +316,18 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     (a case that failed upstream keeps its error); a missing or invalid bundle raises
     :class:`~radiobio.errors.ModelBundleError` before any case runs. The returned table's
     ``attrs["provenance"]`` and the run's ``segment_summary`` give the model and how many masks were reused.
+
+    ``dicom_out="seg"`` or ``"rtstruct"`` also writes each mask as a DICOM-SEG or RTSTRUCT referencing the case's
+    DICOM series (``dicom/<case>.seg.dcm``, a ``dicom`` column), for review in a viewer or planning system: it keeps
+    the source's patient and study identity (what PACS needs) and names the model as the algorithm. Each case's
+    image is checked to be a DICOM series with SOP, series, study and frame-of-reference UIDs before any case runs;
+    a case that is not gets an error row.
     """
+    dicom_kind = check_dicom_kind(dicom_out)
     bundle = read_bundle(model)  # fails fast on a bad name or card, before Keras loads
     table = load_cases(cohort, stage="segment", required=(image_column,))
+    if dicom_kind is not None:
+        _check_dicom_sources(table, image_column, dicom_kind)
     out = Path(out_dir)
     masks = out / MASKS_DIR
     if not overwrite:
@@ -295,15 +335,19 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     masks.mkdir(parents=True, exist_ok=True)
     in_process = executor is None and (jobs is None or jobs == 1)
     payload = load_bundle(bundle) if in_process else str(bundle.path.resolve())
-    settings = SegmentSettings(payload, str(masks.resolve()), image_column, overwrite)
+    settings = SegmentSettings(payload, str(masks.resolve()), image_column, overwrite, dicom_kind,
+                               str((out / DICOM_DIR).resolve()))
     rows = {r["case_id"]: r for r in run_batch(table, segment_case, settings, stage="segment", jobs=jobs,
                                                 executor=executor, progress=progress)}
     result = table.drop(columns=["error"])
     result[mask_column] = [rows[c].get("mask") for c in result["case_id"]]
+    if dicom_kind is not None:
+        result["dicom"] = [rows[c].get("dicom") for c in result["case_id"]]
     result["error"] = [rows[c]["error"] for c in result["case_id"]]
     reused = sum(bool(r.get("reused")) for r in rows.values() if not r["error"])
     result.attrs["cohort_base_dir"] = table.attrs.get("cohort_base_dir")
     result.attrs["provenance"] = {"stage": "segment", "mask_column": mask_column, "reused_masks": reused,
+                                  "dicom_out": dicom_kind,
                                   "model": {"name": bundle.name, "digest": bundle.digest,
                                             "labels": {str(k): v for k, v in bundle.config.labels.items()},
                                             "intended_use": bundle.intended_use}, "radiobio": __version__}
