@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -613,8 +614,21 @@ def voxel_volume_mm3(image: sitk.Image) -> float:
 
 
 def write_image(image: sitk.Image, path: PathLike, compress: bool = True) -> Path:
-    """Write ``image`` atomically: to a temporary file beside ``path``, then renamed, so no half file is ever seen."""
+    """Write ``image`` atomically: to a temporary file beside ``path``, then renamed, so no half file is ever seen.
+
+    DICOM header values that an image read from a DICOM file carries (``"0010|0010"`` patient name, birth date,
+    IDs...) are never written: NRRD and MHA headers would keep them. The case is identified by its ``case_id``.
+    """
     path = Path(path)
+    dicom_keys = [key for key in image.GetMetaDataKeys() if _DICOM_TAG_KEY.match(key)]
+    if dicom_keys:
+        image = sitk.Image(image)
+        for key in dicom_keys:
+            image.EraseMetaData(key)
     with atomic_path(path, suffix="".join(path.suffixes) or ".nii.gz") as tmp:
         sitk.WriteImage(image, str(tmp), compress)
     return path
+
+
+#: A SimpleITK metadata key that holds a DICOM header value (``gggg|eeee``).
+_DICOM_TAG_KEY = re.compile(r"^[0-9a-fA-F]{4}\|[0-9a-fA-F]{4}$")
