@@ -2,8 +2,9 @@
 
 Every image radiobio handles is a ``SimpleITK.Image``: it carries spacing (mm), origin (mm) and direction cosines,
 so every measurement downstream is in physical units. Inputs are checked at the door: a header whose spacing is
-zero or NaN, a truncated NIfTI, a lone slice of a DICOM series or a folder of several series is refused with a
-message that names the file and the fix, before any computation runs.
+zero or NaN, a truncated NIfTI, a folder of several DICOM series without a choice, a DICOM series with missing
+slices, tilted, sheared or mixed slice planes or several frames of reference is refused with a message that names
+the file and the fix, before any computation runs. One file of a DICOM series reads the whole series.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from radiobio.atomic import atomic_path
-from radiobio.errors import GeometryError, ImageReadError, MaskError
+from radiobio.errors import DicomWarning, GeometryError, ImageReadError, MaskError, SettingsError
 
 PathLike = str | os.PathLike
 
@@ -40,8 +42,6 @@ _NON_DICOM_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".hd
 #: How far (in voxels) two voxel centres may lie apart and still count as the same voxel for a flip or permutation.
 _VOXEL_MATCH = 1e-2
 
-_DICOM_UID, _DICOM_SOP_CLASS = "0020|000e", "0008|0016"
-
 
 @contextmanager
 def itk_warnings_hidden() -> Iterator[None]:
@@ -59,17 +59,53 @@ def itk_warnings_hidden() -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # DICOM series
+#
+# Series are found and checked from their headers (pydicom, no pixel data: radiobio.dicom.source.read_header), then
+# read by SimpleITK (GDCM), which applies RescaleSlope/RescaleIntercept (CT in HU) and decodes compressed transfer
+# syntaxes (JPEG, JPEG 2000, RLE). Enhanced (multi-frame) CT/MR files are read by SimpleITK too: its geometry comes
+# from the per-frame PlanePositionSequence and the shared PixelMeasures/PlaneOrientation groups.
+
+#: Modalities of DICOM objects that are not images to segment or measure; never series candidates. RTDOSE is a dose
+#: grid: a candidate only when asked for with ``modality="RTDOSE"``.
+NON_IMAGE_MODALITIES = frozenset({"SEG", "RTSTRUCT", "RTPLAN", "RTRECORD", "RTDOSE", "RTIMAGE", "SR", "PR", "KO",
+                                  "REG", "RWV", "DOC", "PLAN", "FID", "AU", "ECG"})
+
+#: Files that sit in DICOM folders without being part of a series: skipped, never counted as non-DICOM files.
+_SKIPPED_NAMES = frozenset({"dicomdir", "thumbs.db", "desktop.ini"})
+
+#: Suffixes of files known not to be DICOM (no header read is attempted).
+_NOT_DICOM_SUFFIXES = _NON_DICOM_SUFFIXES + (".txt", ".csv", ".tsv", ".json", ".md", ".xml", ".html", ".pdf", ".zip",
+                                             ".gz", ".py", ".log", ".yaml", ".yml", ".parquet", ".npy", ".npz")
+
+#: Slice-geometry tolerances: orientation cosines, slice step variation (relative) before a warning, a gap (steps
+#: larger than this × the median step are missing slices), and the slant of slice positions off the normal.
+_ORIENTATION_TOLERANCE = 1e-3
+_UNEVEN_STEP = 0.01
+_GAP_FACTOR = 1.5
+_SHEAR_TOLERANCE = 1e-3  # tangent of the angle (≈ 0.06°) between the slice-to-slice offsets and the slice normal
+
+_SELECT_HINT = ("choose one with read_image(path, series_uid=..., modality=..., series_description=...) in Python "
+                "or a 'series_uid', 'modality' or 'series_description' column in the cohort table (a description "
+                "matches as a case-insensitive substring, or as a regular expression written 're:<pattern>'); or "
+                "put each series in its own folder")
 
 
 @dataclass(frozen=True)
 class DicomSeries:
-    """One DICOM series found in a folder: its identifiers, as read from the first file, and its files."""
+    """One DICOM image series found in a folder: its identifiers, as read from its first file, and its files.
+
+    ``files`` are sorted along the slice normal (ascending); a multi-frame (enhanced) file is a series of its own
+    with ``frames`` > 1. ``folder`` is the folder the files lie in.
+    """
 
     uid: str
     number: str
     description: str
     modality: str
     files: tuple[str, ...]
+    folder: str = ""
+    frames: int = 1
+    headers: tuple = field(default=(), repr=False, compare=False)
 
     def describe(self) -> str:
         """A one-line description: number, description, modality, file count and UID."""
@@ -79,24 +115,115 @@ class DicomSeries:
         if self.modality:
             parts.append(self.modality)
         parts.append(f"{len(self.files)} file{'s' if len(self.files) != 1 else ''}")
+        if self.frames > 1:
+            parts.append(f"{self.frames} frames")
         parts.append(f"series_uid={self.uid!r}" if self.uid else "no SeriesInstanceUID")
         return ", ".join(parts)
 
 
+def _is_skipped(name: str) -> bool:
+    return name.startswith(".") or name.lower() in _SKIPPED_NAMES
+
+
+def dicom_folder_headers(folder: PathLike) -> tuple[list[tuple[Path, object]], list[Path]]:
+    """The DICOM files directly in ``folder`` with their headers (pydicom datasets, no pixel data), and its other
+    (non-DICOM) files. Hidden files, ``DICOMDIR`` and subfolders are skipped."""
+    from radiobio.dicom.source import read_header
+
+    headers: list[tuple[Path, object]] = []
+    others: list[Path] = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise ImageReadError(f"{folder}: cannot list the folder ({exc})") from exc
+    for entry in entries:
+        if _is_skipped(entry.name) or not entry.is_file():
+            continue
+        path = Path(entry.path)
+        header = None if entry.name.lower().endswith(_NOT_DICOM_SUFFIXES) else read_header(path)
+        if header is None:
+            others.append(path)
+        else:
+            headers.append((path, header))
+    return headers, others
+
+
+def _dicom_text(header: object, keyword: str) -> str:
+    from radiobio.dicom.source import text
+
+    try:
+        return text(header, keyword)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - a malformed value in a header read leniently
+        return ""
+
+
+def _frame_count(header: object) -> int:
+    try:
+        return max(1, int(header.get("NumberOfFrames", 1) or 1))  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return 1
+
+
+def is_image_header(header: object, modality: str | None = None) -> bool:
+    """Whether a DICOM header describes image pixels (Rows and Columns, a modality that is an image): SEG,
+    RTSTRUCT, RTPLAN, SR... are not; RTDOSE only when ``modality`` asks for it."""
+    found = _dicom_text(header, "Modality").upper()
+    if modality is not None and found == modality.upper():
+        return "Rows" in header and "Columns" in header  # type: ignore[operator]
+    if found in NON_IMAGE_MODALITIES:
+        return False
+    return "Rows" in header and "Columns" in header  # type: ignore[operator]
+
+
+def group_dicom_series(folder: PathLike, items: list[tuple[Path, object]], *,
+                       modality: str | None = None) -> list[DicomSeries]:
+    """Group the image headers of one folder into series: by SeriesInstanceUID (an empty UID is a series too); a
+    multi-frame file is a series of its own. Slices are sorted along the slice normal."""
+    groups: dict[tuple[str, str], list[tuple[Path, object]]] = {}
+    for path, header in items:
+        if not is_image_header(header, modality):
+            continue
+        key = (_dicom_text(header, "SeriesInstanceUID"), str(path) if _frame_count(header) > 1 else "")
+        groups.setdefault(key, []).append((path, header))
+    found = []
+    for (uid, _single), members in groups.items():
+        members = _sorted_slices(members)
+        first = members[0][1]
+        found.append(DicomSeries(uid=uid, number=_dicom_text(first, "SeriesNumber"),
+                                 description=_dicom_text(first, "SeriesDescription"),
+                                 modality=_dicom_text(first, "Modality"), files=tuple(str(p) for p, _ in members),
+                                 folder=str(folder), frames=sum(_frame_count(h) for _, h in members),
+                                 headers=tuple(h for _, h in members)))
+    return sorted(found, key=lambda s: (_number_key(s.number), s.description, s.uid, s.files))
+
+
+def _sorted_slices(members: list[tuple[Path, object]]) -> list[tuple[Path, object]]:
+    """Members sorted by position along the first slice's normal (stable; files without geometry keep their order)."""
+    try:
+        orientation = np.asarray(members[0][1].ImageOrientationPatient, dtype=float)  # type: ignore[attr-defined]
+        normal = np.cross(orientation[:3], orientation[3:])
+        keys = [float(np.dot(np.asarray(h.ImagePositionPatient, dtype=float), normal))  # type: ignore[attr-defined]
+                for _, h in members]
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return members
+    order = np.argsort(keys, kind="stable")
+    return [members[i] for i in order]
+
+
 def dicom_series(folder: PathLike) -> dict[str, list[str]]:
-    """Return ``{series_instance_uid: [file, ...]}`` for every DICOM series directly in ``folder`` (files sorted by
-    position); empty when there is none. ITK's raw warnings are not printed."""
-    folder = str(folder)
-    with itk_warnings_hidden():
-        uids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder) or ()
-        return {uid: list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, uid)) for uid in uids}
+    """Return ``{series_instance_uid: [file, ...]}`` for every DICOM image series directly in ``folder`` (files
+    sorted along the slice normal); empty when there is none."""
+    found: dict[str, list[str]] = {}
+    for series in dicom_series_info(folder):
+        found.setdefault(series.uid, []).extend(series.files)
+    return found
 
 
 def dicom_series_info(folder: PathLike) -> list[DicomSeries]:
-    """Every DICOM series directly in ``folder``, with SeriesNumber, SeriesDescription, Modality and files, in
+    """Every DICOM image series directly in ``folder``, with SeriesNumber, SeriesDescription, Modality and files, in
     SeriesNumber order; ``series_uid`` of :func:`read_image` picks one of them."""
-    found = [_series_info(uid, files) for uid, files in dicom_series(folder).items()]
-    return sorted(found, key=lambda s: (_number_key(s.number), s.description, s.uid))
+    items, _others = dicom_folder_headers(folder)
+    return group_dicom_series(folder, items)
 
 
 def _number_key(number: str) -> tuple[int, float, str]:
@@ -106,116 +233,363 @@ def _number_key(number: str) -> tuple[int, float, str]:
         return (1, 0.0, number)
 
 
-def _dicom_tags(file: str) -> dict[str, str] | None:
-    """The tags of one file's header as ``{"gggg|eeee": text}``, or None when it is not a readable image file."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(file)
-    try:
-        with itk_warnings_hidden():
-            reader.ReadImageInformation()
-    except RuntimeError:
-        return None
-    return {key: reader.GetMetaData(key).strip().strip("\x00").strip() for key in reader.GetMetaDataKeys()}
-
-
-def _series_info(uid: str, files: list[str]) -> DicomSeries:
-    tags = (_dicom_tags(files[0]) or {}) if files else {}
-    return DicomSeries(uid=uid, number=tags.get("0020|0011", ""), description=tags.get("0008|103e", ""),
-                       modality=tags.get("0008|0060", ""), files=tuple(files))
-
-
-def _series_listing(series: list[DicomSeries], folder: Path | None = None) -> str:
+def _series_listing(series: list[DicomSeries], base: Path | None = None) -> str:
     lines = []
     for item in series:
-        where = ""
-        if folder is not None and item.files:
-            where = f"{os.path.relpath(os.path.dirname(item.files[0]), folder)}/: "
-        lines.append(f"  {where}{item.describe()}")
+        where = item.folder
+        if base is not None and where:
+            relative = os.path.relpath(where, base)
+            where = "./" if relative == "." else f"{relative}/"
+        lines.append(f"  {where}: {item.describe()}" if where else f"  {item.describe()}")
     return "\n".join(lines)
 
 
-def _series_in_subfolders(folder: Path, max_depth: int = 3, max_folders: int = 500) -> list[DicomSeries]:
+def _series_under(folder: Path, modality: str | None) -> tuple[list[DicomSeries], dict[str, list[Path]]]:
+    """Every image series in ``folder`` and its subfolders (any depth), and each folder's non-DICOM files."""
     found: list[DicomSeries] = []
-    visited = 0
+    others: dict[str, list[Path]] = {}
     for root, dirs, _files in os.walk(folder):
-        dirs.sort()
-        depth = len(Path(root).relative_to(folder).parts)
-        if depth >= max_depth:
-            dirs[:] = []
-        if depth == 0:
-            continue
-        visited += 1
-        if visited > max_folders:
-            break
-        found.extend(dicom_series_info(root))
-    return found
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        items, non_dicom = dicom_folder_headers(root)
+        series = group_dicom_series(root, items, modality=modality)
+        found.extend(series)
+        if series:
+            others[root] = non_dicom
+    return found, others
 
 
-def _read_dicom_folder(folder: Path, series_uid: str | None) -> sitk.Image:
-    series = dicom_series_info(folder)
-    if not series:
-        below = _series_in_subfolders(folder)
-        if below:
-            raise ImageReadError(
-                f"{folder}: folder holds no DICOM series directly; its subfolders hold {len(below)} series:\n"
-                f"{_series_listing(below, folder)}\ngive the folder of one series (e.g. "
-                f"{os.path.dirname(below[0].files[0])})")
-        raise ImageReadError(f"{folder}: folder holds no DICOM series; give an image file or a DICOM series folder")
-    how = ("choose one with read_image(path, series_uid=...) in Python or a 'series_uid' column in the cohort "
-           "table (or put each series in its own folder)")
-    if series_uid is None:
-        if len(series) > 1:
-            raise ImageReadError(f"{folder}: folder holds {len(series)} DICOM series:\n{_series_listing(series)}\n"
-                                 f"{how}")
-        chosen = series[0]
-    else:
-        matches = [s for s in series if s.uid == series_uid]
-        if not matches:
-            raise ImageReadError(f"{folder}: holds no DICOM series with series_uid={series_uid!r}; it holds:\n"
-                                 f"{_series_listing(series)}")
-        chosen = matches[0]
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(list(chosen.files))
-    return reader.Execute()
+def _description_matches(pattern: str, description: str) -> bool:
+    if pattern.startswith("re:"):
+        return re.search(pattern[3:], description, flags=re.IGNORECASE) is not None
+    return pattern.casefold() in description.casefold()
 
 
-def _check_lone_dicom_slice(path: Path) -> None:
-    """Refuse one file of a multi-file DICOM series: read alone it is a one-slice volume."""
-    name = path.name.lower()
-    if name.endswith(_NON_DICOM_SUFFIXES):
-        return
-    tags = _dicom_tags(str(path))
-    if tags is None or (_DICOM_UID not in tags and _DICOM_SOP_CLASS not in tags):
-        return
-    uid = tags.get(_DICOM_UID, "")
-    folder = path.parent
+def _filters_text(series_uid: str | None, modality: str | None, series_description: str | None) -> str:
+    parts = [f"{name}={value!r}" for name, value in (("series_uid", series_uid), ("modality", modality),
+                                                       ("series_description", series_description)) if value]
+    return ", ".join(parts)
+
+
+def select_dicom_series(candidates: list[DicomSeries], *, series_uid: str | None = None,
+                        modality: str | None = None, series_description: str | None = None) -> list[DicomSeries]:
+    """The candidates that match every filter given: ``series_uid`` exactly, ``modality`` case-insensitively,
+    ``series_description`` as a case-insensitive substring or, written ``'re:<pattern>'``, a regular expression
+    searched case-insensitively."""
+    chosen = candidates
+    if series_uid is not None:
+        chosen = [s for s in chosen if s.uid == series_uid]
+    if modality is not None:
+        chosen = [s for s in chosen if s.modality.upper() == modality.upper()]
+    if series_description is not None:
+        chosen = [s for s in chosen if _description_matches(series_description, s.description)]
+    return chosen
+
+
+def _clean_filter(name: str, value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    if name == "series_description" and text.startswith("re:"):
+        try:
+            re.compile(text[3:])
+        except re.error as exc:
+            raise SettingsError(f"series_description={text!r}: not a valid regular expression ({exc}); write "
+                                f"'re:<pattern>' with a Python regular expression, or give a plain substring") from exc
+    return text
+
+
+def _find_series(path: Path, series_uid: str | None, modality: str | None,
+                 series_description: str | None) -> tuple[DicomSeries, list[Path]]:
+    """The one image series a path names (a series, study or patient folder, or one file of a series), and the
+    non-DICOM files of its folder."""
+    from radiobio.dicom.source import read_header
+
+    filters = _filters_text(series_uid, modality, series_description)
+    if path.is_file():
+        header = read_header(path)
+        if header is None:
+            raise ImageReadError(f"{path}: not a DICOM file nor an image format SimpleITK reads")
+        found = _dicom_text(header, "Modality")
+        if not is_image_header(header, modality):
+            raise ImageReadError(f"{path}: a DICOM {found or 'object'} file without image pixels, not an image; give "
+                                 f"the image series it belongs to (an RTSTRUCT or SEG goes in a mask column)")
+        items, others = dicom_folder_headers(path.parent)
+        candidates = [s for s in group_dicom_series(path.parent, items, modality=modality)
+                      if str(path) in s.files or os.path.abspath(path) in map(os.path.abspath, s.files)]
+        if not candidates:  # the file's own header was readable, the folder listing did not show it
+            candidates = group_dicom_series(path.parent, [(path, header)], modality=modality)
+        chosen = select_dicom_series(candidates, series_uid=series_uid, modality=modality,
+                                     series_description=series_description)
+        if not chosen:
+            raise ImageReadError(f"{path}: this file's series does not match {filters}:\n"
+                                 f"{_series_listing(candidates)}\ngive the file or folder of the series you mean, or "
+                                 f"leave the filters empty")
+        return chosen[0], others
+    candidates, others_by_folder = _series_under(path, modality)
+    if not candidates:
+        raise ImageReadError(f"{path}: folder holds no DICOM series (in it or its subfolders); give an image file or "
+                             f"a DICOM series folder")
+    chosen = select_dicom_series(candidates, series_uid=series_uid, modality=modality,
+                                 series_description=series_description)
+    if not chosen:
+        raise ImageReadError(f"{path}: holds no DICOM series with {filters}; it holds:\n"
+                             f"{_series_listing(candidates, path)}")
+    if len(chosen) > 1:
+        which = f" matching {filters}" if filters else ""
+        raise ImageReadError(f"{path}: folder holds {len(chosen)} DICOM series{which}:\n"
+                             f"{_series_listing(chosen, path)}\n{_SELECT_HINT}")
+    return chosen[0], others_by_folder.get(chosen[0].folder, [])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# DICOM slice geometry
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """The slice grid of a DICOM series as checked by :func:`check_slice_geometry`.
+
+    ``order`` sorts the slices (files or frames) along the normal; ``positions`` are their positions along it (mm,
+    ascending); ``step`` is the slice spacing (mm): the mean step (first to last slice over ``n - 1``), or 0 for one
+    slice; ``notes`` are the warned, documented handlings (uneven spacing).
+    """
+
+    order: tuple[int, ...]
+    positions: tuple[float, ...]
+    step: float
+    notes: tuple[str, ...]
+
+
+def check_slice_geometry(where: str, positions: list, orientations: list, frames_of_reference: list[str],
+                         tilt: float = 0.0) -> SliceGeometry:
+    """Check the slices of one DICOM series from ImagePositionPatient (mm), ImageOrientationPatient and
+    FrameOfReferenceUID of every slice; ``tilt`` is GantryDetectorTilt (degrees).
+
+    Raises :class:`GeometryError` for several frames of reference, mixed orientations, slice positions that do not
+    lie along the slice normal (gantry tilt or a sheared grid: radiobio does not resample such series; a non-zero
+    GantryDetectorTilt whose slices do lie along the normal of their (tilted) planes is a regular oblique grid and is
+    read), two slices at one position, and missing slices (a step larger than 1.5 × the median step; the message
+    names the positions around each gap in mm and how many slices are missing). Steps that differ from the median by
+    more than 1 % without a gap are read as they are, with the mean step as the slice spacing, and noted in
+    ``notes`` (warned as :class:`~radiobio.errors.DicomWarning` by :func:`read_image`).
+    """
+    count = len(positions)
+    if count == 0:
+        raise GeometryError(f"{where}: the DICOM series has no slices")
+    uids = sorted({uid for uid in frames_of_reference if uid})
+    if len(uids) > 1:
+        counts = {uid: sum(1 for u in frames_of_reference if u == uid) for uid in uids}
+        listing = ", ".join(f"{uid!r} ({n} slices)" for uid, n in counts.items())
+        raise GeometryError(f"{where}: one DICOM series with {len(uids)} frames of reference (FrameOfReferenceUID "
+                            f"(0020,0052): {listing}); its slices do not share one patient coordinate system. Split "
+                            f"the series into one folder per frame of reference")
+    try:
+        points = np.asarray(positions, dtype=float).reshape(count, 3)
+        cosines = np.asarray(orientations, dtype=float).reshape(count, 6)
+    except (TypeError, ValueError) as exc:
+        raise GeometryError(f"{where}: a slice lacks ImagePositionPatient (0020,0032) or ImageOrientationPatient "
+                            f"(0020,0037), or holds a malformed one ({exc}); the slice grid cannot be built") from exc
+    distinct = [cosines[0]]
+    for row in cosines[1:]:
+        if not any(np.abs(row - seen).max() <= _ORIENTATION_TOLERANCE for seen in distinct):
+            distinct.append(row)
+    if len(distinct) > 1:
+        shown = "; ".join(_format_tuple(v, 3) for v in distinct[:4])
+        raise GeometryError(f"{where}: the DICOM series mixes {len(distinct)} slice orientations "
+                            f"(ImageOrientationPatient {shown}), e.g. a localiser with axial, coronal and sagittal "
+                            f"planes; a 3D volume needs one orientation. Give a series acquired in one plane, or split "
+                            f"its files by orientation into separate folders")
+    normal = np.cross(cosines[0][:3], cosines[0][3:])
+    along = points @ normal
+    order = np.argsort(along, kind="stable")
+    along = along[order]
+    if count == 1:
+        return SliceGeometry(order=(0,), positions=(float(along[0]),), step=0.0, notes=())
+    steps = np.diff(along)
+    median = float(np.median(steps))
+    duplicate = np.nonzero(steps <= max(1e-4, 1e-3 * abs(median)))[0]
+    if duplicate.size:
+        at = ", ".join(_format_number(float(along[i]), 3) for i in duplicate[:5])
+        raise GeometryError(f"{where}: {duplicate.size} pair(s) of slices share a position along the slice normal "
+                            f"(at {at} mm): the series holds several images per position (time points, echoes, "
+                            f"duplicates). Keep one image per position, or split them into separate series folders")
+    offsets = points[order] - points[order][0]
+    perpendicular = np.linalg.norm(offsets - np.outer(offsets @ normal, normal), axis=1)
+    slant = perpendicular[1:] / np.maximum(np.abs(offsets[1:] @ normal), 1e-9)
+    if slant.max() > _SHEAR_TOLERANCE and perpendicular.max() > 0.01:
+        angle = math.degrees(math.atan(float(slant.max())))
+        tilt_text = f" (GantryDetectorTilt (0018,1120) = {_format_number(tilt, 3)}°)" if tilt else ""
+        raise GeometryError(f"{where}: the slice positions do not lie along the slice normal: they drift "
+                            f"{_format_number(float(perpendicular.max()), 3)} mm sideways, a slant of "
+                            f"{_format_number(angle, 2)}° from the normal{tilt_text}. This is a gantry-tilted or "
+                            f"sheared acquisition; read as a rectangular grid every slice would be misplaced, and "
+                            f"radiobio does not resample it. Correct the tilt first (e.g. dcm2niix, which writes a "
+                            f"tilt-corrected NIfTI, or 3D Slicer's acquisition geometry regularisation) and give the "
+                            f"corrected image")
+    gaps = np.nonzero(steps > _GAP_FACTOR * median)[0]
+    if gaps.size:
+        described = []
+        total = 0
+        for i in gaps:
+            missing = max(1, int(round(float(steps[i]) / median)) - 1)
+            total += missing
+            below, above = _format_number(float(along[i]), 3), _format_number(float(along[i + 1]), 3)
+            described.append(f"between {below} and {above} mm (~{missing} slice{'s' if missing != 1 else ''} "
+                             f"missing)")
+        raise GeometryError(f"{where}: missing slices: {count} slices with a median step of "
+                            f"{_format_number(median, 3)} mm, but a gap {'; a gap '.join(described)}; about "
+                            f"{total} slice(s) are missing in all. "
+                            f"Export the complete series again (or give only a contiguous run of slices)")
+    notes: list[str] = []
+    variation = float(np.abs(steps - median).max() / median)
+    mean_step = float((along[-1] - along[0]) / (count - 1))
+    if variation > _UNEVEN_STEP:
+        notes.append(f"{where}: uneven slice spacing: steps from {_format_number(float(steps.min()), 3)} to "
+                     f"{_format_number(float(steps.max()), 3)} mm (median {_format_number(median, 3)} mm, "
+                     f"{_format_number(100 * variation, 1)} % off); read with the mean step "
+                     f"{_format_number(mean_step, 4)} mm as the slice spacing")
+    return SliceGeometry(order=tuple(int(i) for i in order), positions=tuple(float(v) for v in along),
+                         step=mean_step, notes=tuple(notes))
+
+
+def series_geometry(series: DicomSeries) -> SliceGeometry:
+    """Check the slice grid of a series found by :func:`dicom_series_info` (see :func:`check_slice_geometry`); a
+    multi-frame file is checked frame by frame (PerFrameFunctionalGroupsSequence / SharedFunctionalGroupsSequence)."""
+    where = series.files[0] if series.frames > 1 and len(series.files) == 1 else series.folder or series.files[0]
+    headers = series.headers
+    if len(headers) == 1 and series.frames > 1:
+        positions, orientations, frames = _frame_geometry(headers[0], where)
+        return check_slice_geometry(where, positions, orientations, frames)
+    positions, orientations, frames = [], [], []
+    tilt = 0.0
+    for file, header in zip(series.files, headers, strict=True):
+        if "ImagePositionPatient" not in header or "ImageOrientationPatient" not in header:
+            if len(headers) == 1:
+                return SliceGeometry(order=(0,), positions=(0.0,), step=0.0, notes=())
+            raise GeometryError(f"{file}: the slice has no ImagePositionPatient (0020,0032) or ImageOrientationPatient "
+                                f"(0020,0037); the series' slice grid cannot be built (a secondary capture or a "
+                                f"scout?). Give a series whose slices carry their position")
+        positions.append(list(header.ImagePositionPatient))
+        orientations.append(list(header.ImageOrientationPatient))
+        frames.append(_dicom_text(header, "FrameOfReferenceUID"))
+        try:
+            tilt = tilt or float(header.get("GantryDetectorTilt", 0) or 0)
+        except (TypeError, ValueError):
+            pass
+    return check_slice_geometry(where, positions, orientations, frames, tilt=tilt)
+
+
+def _frame_geometry(header: object, where: str) -> tuple[list, list, list[str]]:
+    shared = header.get("SharedFunctionalGroupsSequence")  # type: ignore[attr-defined]
+    shared_item = shared[0] if shared else None
+    per_frame = header.get("PerFrameFunctionalGroupsSequence") or []  # type: ignore[attr-defined]
+    frame_uid = _dicom_text(header, "FrameOfReferenceUID")
+
+    def pick(item: object, sequence: str, keyword: str) -> object:
+        for source in (item, shared_item):
+            if source is not None and sequence in source and source[sequence].value:
+                value = source[sequence].value[0].get(keyword)
+                if value is not None:
+                    return value
+        return header.get(keyword)  # type: ignore[attr-defined]
+
+    positions, orientations = [], []
+    for index, item in enumerate(per_frame):
+        position = pick(item, "PlanePositionSequence", "ImagePositionPatient")
+        orientation = pick(item, "PlaneOrientationSequence", "ImageOrientationPatient")
+        if position is None or orientation is None:
+            raise GeometryError(f"{where}: frame {index + 1} of the multi-frame image has no PlanePositionSequence or "
+                                f"PlaneOrientationSequence; the frames cannot be placed in patient space")
+        positions.append(list(position))
+        orientations.append(list(orientation))
+    if not positions:
+        raise GeometryError(f"{where}: the multi-frame image has no PerFrameFunctionalGroupsSequence (5200,9230); "
+                            f"its frames cannot be placed in patient space")
+    return positions, orientations, [frame_uid] * len(positions)
+
+
+def _read_dicom(path: Path, series_uid: str | None, modality: str | None, series_description: str | None) -> sitk.Image:
+    series, others = _find_series(path, series_uid, modality, series_description)
+    if others:
+        names = ", ".join(str(p) for p in others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise ImageReadError(f"{series.folder}: the DICOM series folder also holds {len(others)} file(s) that are not "
+                             f"DICOM: {names}; move them out of the series folder (hidden files and DICOMDIR are "
+                             f"skipped)")
+    geometry = series_geometry(series)
+    for note in geometry.notes:
+        warnings.warn(note, DicomWarning, stacklevel=3)
     with itk_warnings_hidden():
-        files = list(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid))
-    others = [f for f in files if os.path.abspath(f) != os.path.abspath(path)]
-    if not others or len(others) == len(files):
-        return
-    info = _series_info(uid, files)
-    label = info.description or info.modality or "without description"
-    raise ImageReadError(f"{path}: this file is 1 of {len(files)} slices of series {label!r} "
-                         f"({'series_uid=' + repr(uid) if uid else 'no SeriesInstanceUID'}); give the folder "
-                         f"{folder} to read the whole series")
+        if series.frames > 1 and len(series.files) == 1:
+            image = sitk.ReadImage(series.files[0])
+            ordered = list(geometry.order)
+            if ordered != sorted(ordered) and ordered != sorted(ordered, reverse=True):
+                raise GeometryError(f"{series.files[0]}: the frames of the multi-frame image are not stored in "
+                                    f"position order; convert it to single-frame files (e.g. dcmqi or highdicom's "
+                                    f"legacy conversion) and give their folder")
+        else:
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(list(series.files))
+            image = reader.Execute()
+    if series.frames > 1 and len(series.files) == 1:
+        _check_frames_placed(image, geometry, series.files[0])
+    if image.GetDimension() == 3 and image.GetSize()[2] > 1 and geometry.step > 0:
+        spacing = list(image.GetSpacing())
+        if not math.isclose(spacing[2], geometry.step, rel_tol=1e-4):
+            spacing[2] = geometry.step
+            image.SetSpacing(spacing)
+    return image
+
+
+def _check_frames_placed(image: sitk.Image, geometry: SliceGeometry, file: str) -> None:
+    """The multi-frame image as read lies where its per-frame positions say (ITK places frames from the first)."""
+    if image.GetDimension() != 3 or image.GetSize()[2] != len(geometry.positions):
+        raise ImageReadError(f"{file}: the multi-frame image was read as {image.GetSize()} voxels but has "
+                             f"{len(geometry.positions)} frames; it cannot be read as one volume")
+    matrix = _direction_matrix(image)
+    normal = np.cross(matrix[:, 0], matrix[:, 1])  # the normal of the frames' planes, as in check_slice_geometry
+    read = np.sort([float(np.dot(image.TransformIndexToPhysicalPoint((0, 0, k)), normal))
+                    for k in range(image.GetSize()[2])])
+    expected = np.sort(np.asarray(geometry.positions, dtype=float))
+    tolerance = 0.01 * max(geometry.step, 1e-3) + 1e-3
+    if read.size > 1 and np.abs(read - expected).max() > tolerance:
+        raise GeometryError(f"{file}: SimpleITK places the frames of this multi-frame image at "
+                            f"{_format_tuple(read, 3)} mm along the normal, but its per-frame positions are "
+                            f"{_format_tuple(expected, 3)} mm; convert it to single-frame files (e.g. with highdicom "
+                            f"or dcmqi) and give their folder")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Reading
 
 
-def read_image(path: PathLike, *, series_uid: str | None = None) -> sitk.Image:
-    """Read an image from a file (NIfTI, NRRD, MHA, any SimpleITK format) or a DICOM series folder.
+def read_image(path: PathLike, *, series_uid: str | None = None, modality: str | None = None,
+               series_description: str | None = None) -> sitk.Image:
+    """Read an image from a file (NIfTI, NRRD, MHA, any SimpleITK format) or a DICOM series.
 
-    Spacing is in mm, origin in mm. A folder holding several DICOM series needs ``series_uid`` (the
-    SeriesInstanceUID, e.g. from a cohort's ``series_uid`` column; ``None``, ``""`` or NaN mean "the only series");
-    the error lists every series with its number, description, modality and file count.
-    Raises :class:`ImageReadError` for a missing, unreadable or truncated file, a single file of a multi-file DICOM
-    series, and a folder without a series, and :class:`GeometryError` for an image whose spacing is NaN, infinite or
-    not positive, including a NIfTI header whose ``pixdim`` is zero or NaN (which ITK alone reads as 1 mm).
+    Spacing is in mm, origin in mm; DICOM pixel values have RescaleSlope and RescaleIntercept applied (CT in HU).
+    A DICOM ``path`` may be a series folder, a study or patient folder holding exactly one matching series in it or
+    in its subfolders, one file of a series (the whole series in that file's folder is read; a series of one file
+    is a one-slice image) or a multi-frame (enhanced) CT/MR file. Several candidate series are chosen among with
+    ``series_uid`` (SeriesInstanceUID), ``modality`` (e.g. ``"CT"``, case-insensitive) and ``series_description``
+    (a case-insensitive substring, or ``'re:<pattern>'``, a regular expression); ``None``, ``""`` or NaN mean "no
+    filter" (empty cohort cells). The error for several candidates lists each (number, description, modality,
+    file count, folder). SEG, RTSTRUCT and other non-image objects are never candidates (RTDOSE only with
+    ``modality="RTDOSE"``).
+
+    Every DICOM series read is checked from its headers (:func:`check_slice_geometry`): missing slices, gantry tilt
+    or sheared slices, mixed orientations, several frames of reference and duplicate positions raise
+    :class:`GeometryError`; an uneven slice spacing (steps > 1 % apart, no gap) is read with the mean step as the
+    slice spacing and warned as :class:`~radiobio.errors.DicomWarning`. A non-DICOM file in the series folder raises
+    :class:`ImageReadError` naming it (hidden files and ``DICOMDIR`` are skipped).
+    Raises :class:`ImageReadError` for a missing, unreadable or truncated file, a folder without a series and an
+    ambiguous choice, and :class:`GeometryError` for an image whose spacing is NaN, infinite or not positive,
+    including a NIfTI header whose ``pixdim`` is zero or NaN (which ITK alone reads as 1 mm).
     """
-    series_uid = _clean_series_uid(series_uid)
+    series_uid = _clean_filter("series_uid", series_uid)
+    modality = _clean_filter("modality", modality)
+    series_description = _clean_filter("series_description", series_description)
     path = Path(path)
     if not path.exists():
         if os.path.islink(path):
@@ -223,21 +597,25 @@ def read_image(path: PathLike, *, series_uid: str | None = None) -> sitk.Image:
         raise ImageReadError(f"{path}: no such file or folder; check the path (relative paths resolve against the "
                              f"cohort manifest's folder)")
     nifti_version = None
+    filtered = any(v is not None for v in (series_uid, modality, series_description))
     try:
         if path.is_dir():
-            image = _read_dicom_folder(path, series_uid)
+            image = _read_dicom(path, series_uid, modality, series_description)
         else:
-            if series_uid is not None:
-                raise ImageReadError(f"{path}: series_uid={series_uid!r} selects a series in a DICOM folder, but this "
-                                     f"is a file; give the series' folder (or leave series_uid empty)")
-            if path.name.lower().endswith((".nii", ".nii.gz")):
+            name = path.name.lower()
+            if name.endswith((".nii", ".nii.gz")):
                 nifti_version = check_nifti_header(path)
-            elif path.name.lower().endswith(".hdr"):  # NIfTI-1 / Analyze pair: the header lies beside the data
+            elif name.endswith(".hdr"):  # NIfTI-1 / Analyze pair: the header lies beside the data
                 nifti_version = check_nifti_header(path, check_size=False)
+            if name.endswith(_NON_DICOM_SUFFIXES) or not _looks_like_dicom(path):
+                if filtered:
+                    raise ImageReadError(f"{path}: {_filters_text(series_uid, modality, series_description)} selects "
+                                         f"a DICOM series, but this is not a DICOM file; leave the series filters "
+                                         f"empty for it")
+                image = sitk.ReadImage(str(path))
             else:
-                _check_lone_dicom_slice(path)
-            image = sitk.ReadImage(str(path))
-    except (ImageReadError, GeometryError):
+                image = _read_dicom(path, series_uid, modality, series_description)
+    except (ImageReadError, GeometryError, SettingsError):
         raise
     except RuntimeError as exc:
         first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reader error"
@@ -255,11 +633,18 @@ def read_image(path: PathLike, *, series_uid: str | None = None) -> sitk.Image:
     return image
 
 
-def _clean_series_uid(series_uid: object) -> str | None:
-    if series_uid is None or (isinstance(series_uid, float) and math.isnan(series_uid)):
-        return None
-    text = str(series_uid).strip()
-    return text or None
+def _looks_like_dicom(path: Path) -> bool:
+    """A file with the DICM prefix, or one that parses as a DICOM header (older exports without preamble)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    if head[128:132] == b"DICM":
+        return True
+    from radiobio.dicom.source import read_header
+
+    return read_header(path) is not None
 
 
 def check_nifti_header(path: PathLike, *, check_size: bool = True) -> int | None:

@@ -1,5 +1,5 @@
 """Images checked at the door: raw NIfTI headers, grids that differ (every property, flips and permutations),
-lone DICOM slices, folders of several series and study folders."""
+one file of a DICOM series, folders of several series and study folders."""
 
 from __future__ import annotations
 
@@ -273,12 +273,13 @@ def _series_folders(hippocampus_data: Path) -> list[Path]:
     return sorted({f.parent for f in (hippocampus_data / "dicom_unlabelled").rglob("*.dcm")})
 
 
-def test_one_file_of_a_series_is_refused(hippocampus_data: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_one_file_of_a_series_reads_the_whole_series(hippocampus_data: Path) -> None:
     folder = _series_folders(hippocampus_data)[0]
-    with pytest.raises(ImageReadError, match=r"1\.dcm: this file is 1 of 32 slices of series 'HippoCrop'.*"
-                                             r"series_uid='1\.2\.826.*give the folder"):
-        read_image(folder / "1.dcm")
-    assert read_image(folder).GetSize()[2] == 32
+    whole = read_image(folder)
+    from_file = read_image(folder / "1.dcm")
+    assert whole.GetSize()[2] == 32 and from_file.GetSize() == whole.GetSize()
+    assert from_file.GetOrigin() == whole.GetOrigin() and from_file.GetSpacing() == whole.GetSpacing()
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(from_file), sitk.GetArrayFromImage(whole))
 
 
 def test_a_lone_dicom_file_is_still_an_image(tmp_path: Path, hippocampus_data: Path) -> None:
@@ -287,10 +288,9 @@ def test_a_lone_dicom_file_is_still_an_image(tmp_path: Path, hippocampus_data: P
     assert read_image(tmp_path / "only.dcm").GetSize()[:2] == read_image(source.parent).GetSize()[:2]
 
 
-def test_dicom_file_without_suffix_or_uid_is_recognised(abdomen_data: Path) -> None:
+def test_dicom_file_without_suffix_or_uid_reads_its_series(abdomen_data: Path) -> None:
     first = sorted((abdomen_data / "example_ct_dicom").iterdir())[0]
-    with pytest.raises(ImageReadError, match="1 of 20 slices of series 'CT Body 3.0'.*no SeriesInstanceUID"):
-        read_image(first)
+    assert read_image(first).GetSize() == (512, 512, 20)
 
 
 def test_folder_of_several_series_lists_them_and_series_uid_chooses(
@@ -304,7 +304,8 @@ def test_folder_of_several_series_lists_them_and_series_uid_chooses(
     message = str(info.value)
     assert "folder holds 2 DICOM series" in message
     assert "'HippoCrop', MR, 32 files" in message and "'HippoCrop', MR, 35 files" in message
-    assert "read_image(path, series_uid=...)" in message and "'series_uid' column" in message
+    assert "read_image(path, series_uid=..., modality=..., series_description=...)" in message
+    assert "'series_uid', 'modality' or 'series_description' column" in message
     series = {len(s.files): s for s in dicom_series_info(tmp_path)}
     assert sorted(series) == [32, 35]
     assert series[35].modality == "MR" and series[35].description == "HippoCrop"
@@ -313,24 +314,27 @@ def test_folder_of_several_series_lists_them_and_series_uid_chooses(
     np.testing.assert_array_equal(sitk.GetArrayFromImage(chosen), sitk.GetArrayFromImage(read_image(folders[1])))
     with pytest.raises(ImageReadError, match=r"(?s)no DICOM series with series_uid='1\.2\.3'.*32 files"):
         read_image(tmp_path, series_uid="1.2.3")
-    # an empty cohort cell means "the only series"; a series_uid on a file is refused
+    # an empty cohort cell means "the only series"
     assert read_image(folders[0], series_uid=float("nan")).GetSize()[2] == 32
     assert read_image(folders[0], series_uid="").GetSize()[2] == 32
-    with pytest.raises(ImageReadError, match="series_uid.*is a file"):
-        read_image(folders[0] / "1.dcm", series_uid=series[32].uid)
+    # a file with a series_uid: its series when the UID is its own, else an error naming the filter
+    assert read_image(tmp_path / "0_1.dcm", series_uid=series[32].uid).GetSize()[2] == 32
+    with pytest.raises(ImageReadError, match="series does not match series_uid="):
+        read_image(tmp_path / "0_1.dcm", series_uid=series[35].uid)
     assert "WARNING" not in capfd.readouterr().err
 
 
-def test_study_folder_points_to_its_series(hippocampus_data: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    study = _series_folders(hippocampus_data)[0].parent
+def test_study_folder_with_one_series_reads_it(hippocampus_data: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    series_folder = _series_folders(hippocampus_data)[0]
+    study = series_folder.parent
     assert sitk.ProcessObject.GetGlobalWarningDisplay()
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_image(study)),
+                                  sitk.GetArrayFromImage(read_image(series_folder)))
     with pytest.raises(ImageReadError) as info:
-        read_image(study)
-    message = str(info.value)
-    assert "folder holds no DICOM series directly; its subfolders hold 1 series" in message
-    assert "13_HCropVolume/: " in message and "32 files" in message
-    with pytest.raises(ImageReadError, match="its subfolders hold 3 series"):
         read_image(hippocampus_data / "dicom_unlabelled")
+    message = str(info.value)
+    assert "folder holds 3 DICOM series" in message
+    assert "Study1/13_HCropVolume/: " in message and "32 files" in message
     err = capfd.readouterr().err
     assert "WARNING" not in err and "itkGDCMSeriesFileNames" not in err
     assert sitk.ProcessObject.GetGlobalWarningDisplay()  # ITK's warnings are back on for everything else
@@ -338,7 +342,7 @@ def test_study_folder_points_to_its_series(hippocampus_data: Path, capfd: pytest
 
 def test_empty_folder_says_it_holds_no_series(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    with pytest.raises(ImageReadError, match="folder holds no DICOM series; give an image file"):
+    with pytest.raises(ImageReadError, match=r"folder holds no DICOM series \(in it or its subfolders\); give an image file"):
         read_image(tmp_path)
 
 
