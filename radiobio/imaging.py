@@ -115,7 +115,7 @@ class DicomSeries:
         if self.modality:
             parts.append(self.modality)
         parts.append(f"{len(self.files)} file{'s' if len(self.files) != 1 else ''}")
-        if self.frames > 1:
+        if self.frames != len(self.files):
             parts.append(f"{self.frames} frames")
         parts.append(f"series_uid={self.uid!r}" if self.uid else "no SeriesInstanceUID")
         return ", ".join(parts)
@@ -313,8 +313,11 @@ def _find_series(path: Path, series_uid: str | None, modality: str | None,
             raise ImageReadError(f"{path}: not a DICOM file nor an image format SimpleITK reads")
         found = _dicom_text(header, "Modality")
         if not is_image_header(header, modality):
-            raise ImageReadError(f"{path}: a DICOM {found or 'object'} file without image pixels, not an image; give "
-                                 f"the image series it belongs to (an RTSTRUCT or SEG goes in a mask column)")
+            if found.upper() == "RTDOSE":
+                raise ImageReadError(f"{path}: a DICOM RTDOSE dose grid, not an image series; read it with "
+                                     f"modality='RTDOSE' if you mean the dose grid")
+            raise ImageReadError(f"{path}: a DICOM {found or 'non-image'} object, not an image; give the image "
+                                 f"series it belongs to (an RTSTRUCT or SEG goes in a mask column)")
         items, others = dicom_folder_headers(path.parent)
         candidates = [s for s in group_dicom_series(path.parent, items, modality=modality)
                       if str(path) in s.files or os.path.abspath(path) in map(os.path.abspath, s.files)]
@@ -504,6 +507,15 @@ def _frame_geometry(header: object, where: str) -> tuple[list, list, list[str]]:
                                 f"PlaneOrientationSequence; the frames cannot be placed in patient space")
         positions.append(list(position))
         orientations.append(list(orientation))
+    if not positions and "GridFrameOffsetVector" in header and "ImagePositionPatient" in header \
+            and "ImageOrientationPatient" in header:  # type: ignore[operator]
+        # a legacy multi-frame grid (RTDOSE): frames offset along the normal from the first (mm)
+        orientation = [float(v) for v in header.ImageOrientationPatient]  # type: ignore[attr-defined]
+        normal = np.cross(orientation[:3], orientation[3:])
+        start = np.asarray(header.ImagePositionPatient, dtype=float)  # type: ignore[attr-defined]
+        offsets = [float(v) for v in header.GridFrameOffsetVector]  # type: ignore[attr-defined]
+        positions = [list(start + offset * normal) for offset in offsets]
+        orientations = [orientation] * len(positions)
     if not positions:
         raise GeometryError(f"{where}: the multi-frame image has no PerFrameFunctionalGroupsSequence (5200,9230); "
                             f"its frames cannot be placed in patient space")
