@@ -524,7 +524,8 @@ def _frame_geometry(header: object, where: str) -> tuple[list, list, list[str]]:
 
 def _read_dicom(path: Path, series_uid: str | None, modality: str | None, series_description: str | None) -> sitk.Image:
     series, others = _find_series(path, series_uid, modality, series_description)
-    if others:
+    multi_frame = series.frames > 1 and len(series.files) == 1
+    if others and not multi_frame:  # a multi-frame file holds its whole series: other files beside it do not matter
         names = ", ".join(str(p) for p in others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
         raise ImageReadError(f"{series.folder}: the DICOM series folder also holds {len(others)} file(s) that are not "
                              f"DICOM: {names}; move them out of the series folder (hidden files and DICOMDIR are "
@@ -533,7 +534,7 @@ def _read_dicom(path: Path, series_uid: str | None, modality: str | None, series
     for note in geometry.notes:
         warnings.warn(note, DicomWarning, stacklevel=3)
     with itk_warnings_hidden():
-        if series.frames > 1 and len(series.files) == 1:
+        if multi_frame:
             image = sitk.ReadImage(series.files[0])
             ordered = list(geometry.order)
             if ordered != sorted(ordered) and ordered != sorted(ordered, reverse=True):
@@ -544,7 +545,7 @@ def _read_dicom(path: Path, series_uid: str | None, modality: str | None, series
             reader = sitk.ImageSeriesReader()
             reader.SetFileNames(list(series.files))
             image = reader.Execute()
-    if series.frames > 1 and len(series.files) == 1:
+    if multi_frame:
         _check_frames_placed(image, geometry, series.files[0])
     if image.GetDimension() == 3 and image.GetSize()[2] > 1 and geometry.step > 0:
         spacing = list(image.GetSpacing())
