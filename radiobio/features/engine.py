@@ -3,9 +3,11 @@
 This reorders the steps of ``RadiomicsFeatureExtractor.execute`` without changing any value:
 
 - the image and mask are read once per case, not once per label;
-- without ``preCrop`` or resampling, every filter (LoG, wavelet, ...) runs once on the whole image, as PyRadiomics
-  runs it, and each label's features are computed on the filtered image cropped to that label's bounding box
-  (PyRadiomics crops to the same box before computing features, so the voxels seen are identical);
+- without ``preCrop`` or resampling, every filter (LoG, wavelet, point-wise) runs once per case on the smallest
+  region around the labels whose output inside every label's bounding box equals the whole-image output PyRadiomics
+  computes (the margins are derived in :mod:`radiobio.features.margins`; filters without a derived margin run on
+  the whole image), and each label's features are computed on the filtered image cropped to that label's bounding
+  box (PyRadiomics crops to the same box before computing features, so the voxels seen are identical);
 - with ``preCrop`` or ``resampledPixelSpacing`` each label follows PyRadiomics' own per-label path exactly
   (``cropToTumorMask`` / ``resampleImage`` with ``padDistance``), since filters depend on that crop;
 - PyRadiomics' diagnostics (image hashes, whole-image statistics) are not computed: provenance lives in the feature
@@ -26,6 +28,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from radiobio.errors import GeometryError, MaskError, SettingsError
+from radiobio.features.margins import (
+    POINTWISE_FILTERS,
+    crop_region,
+    filter_passes,
+    filtered_images,
+    plan_regions,
+    whole_image_maxima,
+)
 from radiobio.imaging import as_label_map, check_geometry, read_image, resample_mask
 
 #: Filters whose output depends on the mask or label: never shared across labels.
@@ -119,6 +129,8 @@ def extract_case_features(image_path: str, mask_path: str, labels: list[int] | N
         except Exception as exc:  # PyRadiomics reports invalid ROIs as ValueError; keep the label's reason
             errors[label] = _label_error(label, exc)
 
+    size = image.GetSize()
+    maxima = None
     for image_type, custom in extractor.enabledImagetypes.items():
         generator = getattr(imageoperations, f"get{image_type}Image")
         if per_label_filters or image_type in MASK_DEPENDENT_FILTERS:
@@ -129,9 +141,23 @@ def extract_case_features(image_path: str, mask_path: str, labels: list[int] | N
                 _compute_filtered(extractor, generator(source, source_mask, **args), [region], features, errors,
                                   regions, cropped=per_label_filters)
         else:
-            args = {**settings, **custom}
-            _compute_filtered(extractor, generator(image, mask, **args), list(regions.values()), features, errors,
-                              regions, cropped=False)
+            passes = filter_passes(image_type, custom, settings, image)
+            if passes is None:
+                args = {**settings, **custom}
+                _compute_filtered(extractor, generator(image, mask, **args), list(regions.values()), features,
+                                  errors, regions, cropped=False)
+                continue
+            if image_type in POINTWISE_FILTERS and maxima is None:
+                maxima = whole_image_maxima(image)
+            for filter_pass in passes:
+                boxes = {label: (region.crop_lower, tuple(n - u for n, u in zip(size, region.crop_upper)))
+                         for label, region in regions.items()}
+                for start, stop, members in plan_regions(boxes, size, filter_pass):
+                    filtered = filtered_images(filter_pass, crop_region(image, start, stop), mask, image, maxima,
+                                               settings)
+                    _compute_filtered(extractor, filtered, [regions[label] for label in members if label in regions],
+                                      features, errors, regions, cropped=False,
+                                      offset=(start, tuple(n - e for n, e in zip(size, stop))))
     return {k: v for k, v in features.items() if k not in errors}, errors, list(labels), notes
 
 
@@ -183,7 +209,11 @@ def _prepare_region(image: sitk.Image, mask: sitk.Image, label: int, stats: sitk
 
 
 def _compute_filtered(extractor: Any, generator: Any, targets: list[LabelRegion], features: dict[int, OrderedDict],
-                      errors: dict[int, str], regions: dict[int, LabelRegion], cropped: bool) -> None:
+                      errors: dict[int, str], regions: dict[int, LabelRegion], cropped: bool,
+                      offset: tuple[tuple[int, ...], tuple[int, ...]] | None = None) -> None:
+    """Features of every target on each image of ``generator``. ``cropped``: the images are the label's own region
+    already; otherwise each is cropped to the label's box, given by its crop sizes on the whole image less
+    ``offset`` (the crop sizes, lower and upper, of the region the filter ran on; None for the whole image)."""
     from radiomics import imageoperations
 
     for filtered, image_type_name, kwargs in generator:
@@ -191,7 +221,14 @@ def _compute_filtered(extractor: Any, generator: Any, targets: list[LabelRegion]
             if region.label in errors:
                 continue
             try:
-                source = filtered if cropped else sitk.Crop(filtered, region.crop_lower, region.crop_upper)
+                if cropped:
+                    source = filtered
+                else:
+                    lower, upper = region.crop_lower, region.crop_upper
+                    if offset is not None:
+                        lower = tuple(a - b for a, b in zip(lower, offset[0]))
+                        upper = tuple(a - b for a, b in zip(upper, offset[1]))
+                    source = sitk.Crop(filtered, lower, upper)
                 image_crop, mask_crop = imageoperations.cropToTumorMask(source, region.feature_mask,
                                                                         region.bounding_box)
                 values = extractor.computeFeatures(image_crop, mask_crop, image_type_name,
