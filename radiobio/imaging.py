@@ -83,6 +83,7 @@ _ORIENTATION_TOLERANCE = 1e-3
 _UNEVEN_STEP = 0.01
 _GAP_FACTOR = 1.5
 _SHEAR_TOLERANCE = 1e-3  # tangent of the angle (≈ 0.06°) between the slice-to-slice offsets and the slice normal
+_SHEAR_ROUNDING = 0.02  # mm of sideways drift tolerated whatever the extent (positions written with few digits)
 
 _SELECT_HINT = ("choose one with read_image(path, series_uid=..., modality=..., series_description=...) in Python "
                 "or a 'series_uid', 'modality' or 'series_description' column in the cohort table (a description "
@@ -164,7 +165,7 @@ def _frame_count(header: object) -> int:
         return 1
 
 
-def is_image_header(header: object, modality: str | None = None) -> bool:
+def is_image_header(header: object, *, modality: str | None = None) -> bool:
     """Whether a DICOM header describes image pixels (Rows and Columns, a modality that is an image): SEG,
     RTSTRUCT, RTPLAN, SR... are not; RTDOSE only when ``modality`` asks for it."""
     found = _dicom_text(header, "Modality").upper()
@@ -175,13 +176,14 @@ def is_image_header(header: object, modality: str | None = None) -> bool:
     return "Rows" in header and "Columns" in header  # type: ignore[operator]
 
 
-def group_dicom_series(folder: PathLike, items: list[tuple[Path, object]], *,
+def group_dicom_series(items: list[tuple[Path, object]], *, folder: PathLike,
                        modality: str | None = None) -> list[DicomSeries]:
-    """Group the image headers of one folder into series: by SeriesInstanceUID (an empty UID is a series too); a
+    """Group the image headers (``(file, header)`` pairs, from :func:`dicom_folder_headers`) of one ``folder`` into
+    series: by SeriesInstanceUID (an empty UID is a series too); a
     multi-frame file is a series of its own. Slices are sorted along the slice normal."""
     groups: dict[tuple[str, str], list[tuple[Path, object]]] = {}
     for path, header in items:
-        if not is_image_header(header, modality):
+        if not is_image_header(header, modality=modality):
             continue
         key = (_dicom_text(header, "SeriesInstanceUID"), str(path) if _frame_count(header) > 1 else "")
         groups.setdefault(key, []).append((path, header))
@@ -223,7 +225,7 @@ def dicom_series_info(folder: PathLike) -> list[DicomSeries]:
     """Every DICOM image series directly in ``folder``, with SeriesNumber, SeriesDescription, Modality and files, in
     SeriesNumber order; ``series_uid`` of :func:`read_image` picks one of them."""
     items, _others = dicom_folder_headers(folder)
-    return group_dicom_series(folder, items)
+    return group_dicom_series(items, folder=folder)
 
 
 def _number_key(number: str) -> tuple[int, float, str]:
@@ -251,7 +253,7 @@ def _series_under(folder: Path, modality: str | None) -> tuple[list[DicomSeries]
     for root, dirs, _files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         items, non_dicom = dicom_folder_headers(root)
-        series = group_dicom_series(root, items, modality=modality)
+        series = group_dicom_series(items, folder=root, modality=modality)
         found.extend(series)
         if series:
             others[root] = non_dicom
@@ -300,6 +302,18 @@ def _clean_filter(name: str, value: object) -> str | None:
     return text
 
 
+def find_dicom_series(path: PathLike, *, series_uid: str | None = None, modality: str | None = None,
+                      series_description: str | None = None) -> DicomSeries:
+    """The one DICOM image series ``path`` names, found as :func:`read_image` finds it: a series folder, a study or
+    patient folder holding exactly one series that matches the filters (subfolders are searched), or one file of a
+    series (its whole series in that folder). Headers only; files sorted along the slice normal.
+
+    Raises :class:`ImageReadError` listing every candidate when several match, and when none does.
+    """
+    return _find_series(Path(path), _clean_filter("series_uid", series_uid), _clean_filter("modality", modality),
+                        _clean_filter("series_description", series_description))[0]
+
+
 def _find_series(path: Path, series_uid: str | None, modality: str | None,
                  series_description: str | None) -> tuple[DicomSeries, list[Path]]:
     """The one image series a path names (a series, study or patient folder, or one file of a series), and the
@@ -312,17 +326,17 @@ def _find_series(path: Path, series_uid: str | None, modality: str | None,
         if header is None:
             raise ImageReadError(f"{path}: not a DICOM file nor an image format SimpleITK reads")
         found = _dicom_text(header, "Modality")
-        if not is_image_header(header, modality):
+        if not is_image_header(header, modality=modality):
             if found.upper() == "RTDOSE":
                 raise ImageReadError(f"{path}: a DICOM RTDOSE dose grid, not an image series; read it with "
                                      f"modality='RTDOSE' if you mean the dose grid")
             raise ImageReadError(f"{path}: a DICOM {found or 'non-image'} object, not an image; give the image "
                                  f"series it belongs to (an RTSTRUCT or SEG goes in a mask column)")
         items, others = dicom_folder_headers(path.parent)
-        candidates = [s for s in group_dicom_series(path.parent, items, modality=modality)
+        candidates = [s for s in group_dicom_series(items, folder=path.parent, modality=modality)
                       if str(path) in s.files or os.path.abspath(path) in map(os.path.abspath, s.files)]
         if not candidates:  # the file's own header was readable, the folder listing did not show it
-            candidates = group_dicom_series(path.parent, [(path, header)], modality=modality)
+            candidates = group_dicom_series([(path, header)], folder=path.parent, modality=modality)
         chosen = select_dicom_series(candidates, series_uid=series_uid, modality=modality,
                                      series_description=series_description)
         if not chosen:
@@ -365,10 +379,11 @@ class SliceGeometry:
     notes: tuple[str, ...]
 
 
-def check_slice_geometry(where: str, positions: list, orientations: list, frames_of_reference: list[str],
-                         tilt: float = 0.0) -> SliceGeometry:
-    """Check the slices of one DICOM series from ImagePositionPatient (mm), ImageOrientationPatient and
-    FrameOfReferenceUID of every slice; ``tilt`` is GantryDetectorTilt (degrees).
+def check_slice_geometry(positions: list, *, orientations: list, frames_of_reference: list[str] | None = None,
+                         tilt: float = 0.0, where: str = "DICOM series") -> SliceGeometry:
+    """Check the slices of one DICOM series from ImagePositionPatient (``positions``, mm), ImageOrientationPatient
+    and FrameOfReferenceUID of every slice; ``tilt`` is GantryDetectorTilt (degrees); ``where`` names the series in
+    messages.
 
     Raises :class:`GeometryError` for several frames of reference, mixed orientations, slice positions that do not
     lie along the slice normal (gantry tilt or a sheared grid: radiobio does not resample such series; a non-zero
@@ -379,6 +394,7 @@ def check_slice_geometry(where: str, positions: list, orientations: list, frames
     ``notes`` (warned as :class:`~radiobio.errors.DicomWarning` by :func:`read_image`).
     """
     count = len(positions)
+    frames_of_reference = list(frames_of_reference or [])
     if count == 0:
         raise GeometryError(f"{where}: the DICOM series has no slices")
     uids = sorted({uid for uid in frames_of_reference if uid})
@@ -420,9 +436,10 @@ def check_slice_geometry(where: str, positions: list, orientations: list, frames
                             f"duplicates). Keep one image per position, or split them into separate series folders")
     offsets = points[order] - points[order][0]
     perpendicular = np.linalg.norm(offsets - np.outer(offsets @ normal, normal), axis=1)
-    slant = perpendicular[1:] / np.maximum(np.abs(offsets[1:] @ normal), 1e-9)
-    if slant.max() > _SHEAR_TOLERANCE and perpendicular.max() > 0.01:
-        angle = math.degrees(math.atan(float(slant.max())))
+    extent = float(along[-1] - along[0])
+    if perpendicular.max() > _SHEAR_ROUNDING + _SHEAR_TOLERANCE * extent:
+        worst = int(np.argmax(perpendicular))
+        angle = math.degrees(math.atan2(float(perpendicular[worst]), float(along[worst] - along[0])))
         tilt_text = f" (GantryDetectorTilt (0018,1120) = {_format_number(tilt, 3)}°)" if tilt else ""
         raise GeometryError(f"{where}: the slice positions do not lie along the slice normal: they drift "
                             f"{_format_number(float(perpendicular.max()), 3)} mm sideways, a slant of "
@@ -464,7 +481,7 @@ def series_geometry(series: DicomSeries) -> SliceGeometry:
     headers = series.headers
     if len(headers) == 1 and series.frames > 1:
         positions, orientations, frames = _frame_geometry(headers[0], where)
-        return check_slice_geometry(where, positions, orientations, frames)
+        return check_slice_geometry(positions, orientations=orientations, frames_of_reference=frames, where=where)
     positions, orientations, frames = [], [], []
     tilt = 0.0
     for file, header in zip(series.files, headers, strict=True):
@@ -481,7 +498,8 @@ def series_geometry(series: DicomSeries) -> SliceGeometry:
             tilt = tilt or float(header.get("GantryDetectorTilt", 0) or 0)
         except (TypeError, ValueError):
             pass
-    return check_slice_geometry(where, positions, orientations, frames, tilt=tilt)
+    return check_slice_geometry(positions, orientations=orientations, frames_of_reference=frames, tilt=tilt,
+                                where=where)
 
 
 def _frame_geometry(header: object, where: str) -> tuple[list, list, list[str]]:

@@ -14,7 +14,7 @@ import pytest
 import SimpleITK as sitk
 
 from radiobio.errors import DicomWarning, GeometryError, ImageReadError, SettingsError
-from radiobio.imaging import read_image
+from radiobio.imaging import check_slice_geometry, find_dicom_series, read_image
 from tests.conftest import require_data
 
 
@@ -90,6 +90,8 @@ def test_patient_folder_with_one_matching_series_is_read(tmp_path: Path) -> None
     mr = read_image(tmp_path / "patient", modality="mr")
     np.testing.assert_array_equal(_array(mr), _array(read_image(mr_source)))
     assert read_image(tmp_path / "patient", modality="CT").GetSize() == (23, 38, 3)
+    found = find_dicom_series(tmp_path / "patient", modality="MR")
+    assert found.folder == str(study / "mr") and len(found.files) == 32 and found.description == "HippoCrop"
 
 
 def test_objects_that_are_not_images_are_refused_or_read_on_request() -> None:
@@ -159,6 +161,19 @@ def test_gantry_tilt_is_refused_but_an_oblique_grid_is_read(tmp_path: Path) -> N
     np.testing.assert_allclose(direction[:, 0], cosines[:3], atol=1e-6)
     np.testing.assert_allclose(direction[:, 2], np.cross(cosines[:3], cosines[3:]), atol=1e-6)
     assert image.GetSize() == (100, 50, 3) and image.GetSpacing()[2] == pytest.approx(4.5, abs=1e-3)
+
+
+def test_slice_geometry_tolerates_rounded_positions_but_not_a_small_tilt() -> None:
+    rng = np.random.default_rng(0)
+    z = np.arange(100) * 0.625
+    axial = [1, 0, 0, 0, 1, 0]
+    rounded = np.column_stack([np.round(rng.uniform(-0.005, 0.005, 100), 3), np.zeros(100), z])
+    geometry = check_slice_geometry(rounded.tolist(), orientations=[axial] * 100)
+    assert geometry.step == pytest.approx(0.625) and geometry.notes == ()
+    assert geometry.positions == tuple(z)
+    tilted = np.column_stack([np.zeros(100), z * np.tan(np.radians(0.5)), z])  # a 0.5° gantry tilt
+    with pytest.raises(GeometryError, match=r"slant of 0\.5° from the normal"):
+        check_slice_geometry(tilted[::-1].tolist(), orientations=[axial] * 100)
 
 
 def test_mixed_orientations_and_frames_of_reference_are_refused(tmp_path: Path) -> None:

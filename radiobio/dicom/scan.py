@@ -118,7 +118,7 @@ def _scan_folder(folder: str) -> tuple[list[dict[str, Any]], list[str], str]:
         return [], [], f"skipped: {exc}"
     other_names = [str(p) for p in others]
     rows = []
-    for series in group_dicom_series(folder, items):
+    for series in group_dicom_series(items, folder=folder):
         row = _series_row(series)
         row["non_dicom_files"] = len(others)
         if others and not (series.frames > 1 and len(series.files) == 1):
