@@ -97,6 +97,7 @@ def test_patient_folder_with_one_matching_series_is_read(tmp_path: Path) -> None
 def test_objects_that_are_not_images_are_refused_or_read_on_request() -> None:
     with pytest.raises(ImageReadError, match=r"rt\.dcm: a DICOM RTSTRUCT object, not an image.*mask column"):
         read_image(_dicom_rt("rt-utils_tests", "mock_data", "rt.dcm"))
+    assert read_image(_dicom_rt("rt-utils_tests", "mock_data")).GetSize() == (512, 512, 2)  # RTSTRUCTs beside it
     dose = _dicom_rt("pydicom_testdata", "rtdose.dcm")
     with pytest.raises(ImageReadError, match="modality='RTDOSE'"):
         read_image(dose)
