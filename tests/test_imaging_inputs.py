@@ -342,7 +342,7 @@ def test_study_folder_with_one_series_reads_it(hippocampus_data: Path, capfd: py
 
 def test_empty_folder_says_it_holds_no_series(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    with pytest.raises(ImageReadError, match=r"folder holds no DICOM series \(in it or its subfolders\); give an image file"):
+    with pytest.raises(ImageReadError, match=r"holds no DICOM series \(in it or its subfolders\); give an image"):
         read_image(tmp_path)
 
 
