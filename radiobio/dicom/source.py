@@ -152,54 +152,33 @@ class SourceSeries:
                 f"StudyInstanceUID for all) or write the mask as NIfTI")
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+def read_source_series(path: PathLike, *, series_uid: str | None = None, modality: str | None = None,
+                       series_description: str | None = None) -> SourceSeries:
+    """Read the headers of a single-frame DICOM image series, found as :func:`radiobio.read_image` finds it: a series
+    folder, a study or patient folder with exactly one matching series, or one file of the series (its whole series
+    is read). ``series_uid``, ``modality`` and ``series_description`` choose among several series.
 
-
-def read_source_series(path: PathLike, *, series_uid: str | None = None) -> SourceSeries:
-    """Read the headers of a single-frame DICOM image series: a series folder, or any one file of the series
-    (the whole series in its folder is then read).
-
-    A folder of several series needs ``series_uid``. Raises :class:`ImageReadError` for a folder without image
-    slices, several series without a choice, or slices without position, orientation or spacing.
+    The slice grid is checked as :func:`radiobio.read_image` checks it (missing slices, tilt, mixed orientations,
+    several frames of reference raise :class:`GeometryError`), so the grid here is the grid the image is read onto.
+    Raises :class:`ImageReadError` for a multi-frame image (RTSTRUCT and SEG written here reference single-frame
+    series) and for slices without position, orientation or pixel spacing.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ImageReadError(f"{path}: no such DICOM file or folder")
-    wanted = series_uid
-    if path.is_file():
-        header = read_header(path)
-        if header is None:
-            raise ImageReadError(f"{path}: not a DICOM file")
-        wanted = wanted or text(header, "SeriesInstanceUID") or None
-        folder = path.parent
-        candidates = _image_files(folder) if wanted is not None else [path]
-    else:
-        folder = path
-        candidates = _image_files(folder)
-    by_series: dict[str, list[tuple[Path, Dataset]]] = {}
-    for file in candidates:
-        header = read_header(file)
+    from radiobio.imaging import find_dicom_series, series_geometry
+
+    series = find_dicom_series(path, series_uid=series_uid, modality=modality, series_description=series_description)
+    if series.frames > 1 and len(series.files) == 1:
+        raise ImageReadError(f"{series.files[0]}: a multi-frame (enhanced) image; structure sets and segmentations "
+                             f"here reference single-frame series; convert it to single-frame files first")
+    headers = list(series.headers) or [read_header(f) for f in series.files]
+    for file, header in zip(series.files, headers, strict=True):
         if header is None or not all(tag in header for tag in _GEOMETRY_TAGS):
-            continue
-        if int(header.get("NumberOfFrames", 1) or 1) > 1:
-            continue
-        by_series.setdefault(text(header, "SeriesInstanceUID"), []).append((file, header))
-    if wanted is not None:
-        by_series = {uid: items for uid, items in by_series.items() if uid == wanted}
-    if not by_series:
-        which = f" of series_uid={wanted!r}" if wanted else ""
-        raise ImageReadError(f"{path}: holds no single-frame DICOM image slices{which} (with position, orientation "
-                             f"and pixel spacing); give the folder of the image series the masks lie on")
-    if len(by_series) > 1:
-        listing = "\n".join(f"  series_uid={uid!r}: {len(items)} files" for uid, items in by_series.items())
-        raise ImageReadError(f"{path}: holds {len(by_series)} DICOM image series:\n{listing}\nchoose one with "
-                             f"series_uid=...")
-    items = next(iter(by_series.values()))
-    return _sorted_series(folder, items)
+            raise ImageReadError(f"{file}: has no {', '.join(_GEOMETRY_TAGS)}; a mask cannot be placed on it")
+    geometry = series_geometry(series)
+    return _series_from_headers(Path(series.folder or Path(series.files[0]).parent),
+                                [(Path(f), h) for f, h in zip(series.files, headers, strict=True)], geometry.step)
 
 
-def _sorted_series(folder: Path, items: list[tuple[Path, Dataset]]) -> SourceSeries:
+def _series_from_headers(folder: Path, items: list[tuple[Path, Dataset]], step: float) -> SourceSeries:
     first = items[0][1]
     orientation = np.asarray(first.ImageOrientationPatient, dtype=float)
     row_cosine, column_cosine = orientation[:3], orientation[3:]
@@ -207,21 +186,15 @@ def _sorted_series(folder: Path, items: list[tuple[Path, Dataset]]) -> SourceSer
     positions = [float(np.dot(np.asarray(h.ImagePositionPatient, dtype=float), normal)) for _, h in items]
     order = np.argsort(positions, kind="stable")
     items = [items[i] for i in order]
-    positions = [positions[i] for i in order]
     row_spacing, column_spacing = (float(v) for v in first.PixelSpacing)
-    if len(items) > 1:
-        slice_step = float(np.median(np.diff(positions)))
-    else:
-        slice_step = float(first.get("SpacingBetweenSlices", 0) or first.get("SliceThickness", 0) or 1.0)
-    if slice_step <= 0:
-        raise ImageReadError(f"{folder}: two slices of the series share the position {positions[0]:.3f} mm along the "
-                             f"slice normal; the series holds duplicate slices")
+    if step <= 0:
+        step = float(first.get("SpacingBetweenSlices", 0) or first.get("SliceThickness", 0) or 1.0)
     matrix = np.column_stack([row_cosine, column_cosine, normal])
     origin = tuple(float(v) for v in items[0][1].ImagePositionPatient)
     return SourceSeries(
         folder=folder, files=tuple(p for p, _ in items), headers=tuple(h for _, h in items),
         origin=origin,  # type: ignore[arg-type]
-        spacing=(column_spacing, row_spacing, slice_step),
+        spacing=(column_spacing, row_spacing, float(step)),
         direction=tuple(float(v) for v in matrix.flatten()),
         size=(int(first.Columns), int(first.Rows), len(items)),
     )
