@@ -41,7 +41,7 @@ from radiobio.tables import is_missing, is_path_column
 #: Status columns every batch table ends with.
 STATUS_COLUMNS = ("note", "error")
 #: Cohort columns that steer how a case is read rather than describe the patient.
-READ_COLUMNS = ("series_uid",)
+READ_COLUMNS = ("series_uid", "series_description")
 
 Measure = Callable[[Any, "Case"], list[dict[str, Any]]]
 __all__ = ["Case", "Measure", "carried_columns", "case_counts", "case_file_name", "is_missing", "load_cases",
@@ -87,6 +87,11 @@ class Case:
         """Read (once) the intensity image in ``column`` (the ``series_uid`` cell chooses among DICOM series)."""
         return self._read(column, "image", check)
 
+    def series_filters(self) -> dict[str, Any]:
+        """The cohort cells that choose this case's DICOM series: ``series_uid``, ``modality`` and
+        ``series_description`` (keywords of :func:`radiobio.read_image`; empty cells choose nothing)."""
+        return {column: self.value(column) for column in ("series_uid", "modality", "series_description")}
+
     def mask(self, column: str, check: bool = True, what: str = "mask") -> sitk.Image:
         """Read (once) the label map in ``column`` as an integer image."""
         return self._read(column, what, check)
@@ -108,9 +113,9 @@ class Case:
                     and self.value("image") is not None:
                 self.image("image")  # the image is the grid masks are resampled onto
             if kind == "image":
-                image = read_image(path, series_uid=self.value("series_uid"))
+                image = read_image(path, **self.series_filters())
             else:
-                segmentation = read_case_mask(path, image=self.value("image"), series_uid=self.value("series_uid"))
+                segmentation = read_case_mask(path, image=self.value("image"), **self.series_filters())
                 if self.named_labels is not None:
                     segmentation = segmentation.renumbered(self.named_labels, name=f"{column} {path}")
                 image = segmentation.mask

@@ -130,10 +130,12 @@ def read_segmentation(path: PathLike, *, image: PathLike | sitk.Image | None = N
     return _on_grid(segmentation, image, resample, str(path))
 
 
-def read_case_mask(cell: PathLike, *, image: PathLike | None, series_uid: str | None = None) -> Segmentation:
+def read_case_mask(cell: PathLike, *, image: PathLike | None, series_uid: str | None = None,
+                   modality: str | None = None, series_description: str | None = None) -> Segmentation:
     """Read a cohort mask cell as it lies: a label file, a segmenter's output folder, a DICOM-SEG, or ``RS.dcm#ROI``
-    (one structure of an RTSTRUCT, rasterised on the case's image series ``image``; ``series_uid`` picks the series
-    in its folder). The grid is not checked here: the batch driver checks it against the case's image."""
+    (one structure of an RTSTRUCT, rasterised on the case's image series ``image``; ``series_uid``, ``modality`` and
+    ``series_description`` choose the series as :func:`radiobio.read_image` does). The grid is not checked here:
+    the batch driver checks it against the case's image."""
     path, roi = split_roi(cell)
     kind = _dicom_kind(Path(path))
     if kind is None:
@@ -141,7 +143,18 @@ def read_case_mask(cell: PathLike, *, image: PathLike | None, series_uid: str | 
             raise MaskError(f"{cell}: '#{roi}' selects a structure of a DICOM RTSTRUCT, and {path} is not one")
         folder = Path(path)
         return _read_structure_folder(folder) if folder.is_dir() else _read_label_file(folder)
-    return _read_dicom_segmentation(Path(path), kind, image, [roi] if roi else None, series_uid)
+    series = _source_series(Path(path), kind, image, series_uid, modality, series_description)
+    return _read_dicom_segmentation(Path(path), kind, series, [roi] if roi else None, None)
+
+
+def _source_series(path: Path, kind: str, image: PathLike | None, series_uid: str | None, modality: str | None,
+                   series_description: str | None) -> object:
+    if image is None:
+        raise ImageReadError(f"{path}: a DICOM {kind} lies on its source image series; the case has no image")
+    from radiobio.dicom.source import read_source_series
+
+    return read_source_series(image, series_uid=series_uid, modality=modality,
+                              series_description=series_description)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -290,7 +303,7 @@ def _dicom_kind(path: Path) -> str | None:
     return modality if modality in ("SEG", "RTSTRUCT") else None
 
 
-def _read_dicom_segmentation(path: Path, kind: str, image: PathLike | sitk.Image | None, rois: object,
+def _read_dicom_segmentation(path: Path, kind: str, image: object, rois: object,
                              series_uid: str | None) -> Segmentation:
     if image is None or isinstance(image, sitk.Image):
         raise ImageReadError(f"{path}: a DICOM {kind} lies on its source image series; give the series' folder (or "

@@ -34,15 +34,18 @@ def check_dicom_kind(kind: str | None) -> str | None:
 
 def write_dicom_mask(kind: str, mask: sitk.Image, series: str | os.PathLike, names: Mapping[int, str],
                      out: str | os.PathLike, *, algorithm: Mapping[str, Any] | None = None,
-                     series_uid: str | None = None) -> Path:
+                     series_uid: str | None = None, modality: str | None = None,
+                     series_description: str | None = None) -> Path:
     """Write ``mask`` (a label map on ``series``' grid; ``names`` = ``{label value: name}``) as a DICOM-SEG or an
-    RTSTRUCT at ``out`` referencing the source series (a folder or one of its files; ``series_uid`` picks one in a
-    folder). ``algorithm`` (``{"name": ..., "version": ...}``, e.g. from a model card) marks the segments as made
-    automatically by that algorithm. Returns ``out``."""
+    RTSTRUCT at ``out`` referencing the source series (a folder or one of its files; ``series_uid``, ``modality``
+    and ``series_description`` choose among several, as in :func:`radiobio.read_image`). ``algorithm``
+    (``{"name": ..., "version": ...}``, e.g. from a model card) marks the segments as made automatically by that
+    algorithm. Returns ``out``."""
     from radiobio.dicom.source import read_source_series
 
     kind = check_dicom_kind(kind) or "seg"
-    source = read_source_series(series, series_uid=series_uid)
+    source = read_source_series(series, series_uid=series_uid, modality=modality,
+                                series_description=series_description)
     if kind == "seg":
         from radiobio.dicom.seg import write_seg
 

@@ -245,13 +245,12 @@ def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
         if key not in _WORKER_BUNDLES:
             _WORKER_BUNDLES[key] = load_bundle(key)
         bundle = _WORKER_BUNDLES[key]
-    series = case.value("series_uid")
     image_path = case.path(settings.image_column, "image")
     if not settings.overwrite and out_path.is_file() and mask_model(out_path) == bundle.digest:
         row: dict[str, Any] = {"mask": str(out_path), "reused": True}
         mask = read_mask(out_path) if settings.dicom_out else None
     else:
-        image = read_image(image_path, series_uid=str(series)) if series else read_image(image_path)
+        image = read_image(image_path, **case.series_filters())
         prepared = prepare_image(image, bundle.config, name=f"case {case.case_id}", model_name=bundle.name)
         del image  # only the prepared array and the grids are needed from here on (memory on large volumes)
         mask = segment_prepared(prepared, bundle)
@@ -262,7 +261,7 @@ def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
         dicom_path = Path(settings.dicom_dir) / f"{case_file_name(case.case_id)}{DICOM_SUFFIXES[settings.dicom_out]}"
         names = {int(value): str(name) for name, value in bundle.config.labels.items()}
         write_dicom_mask(settings.dicom_out, mask, image_path, names, dicom_path,
-                         algorithm={"name": bundle.name, "version": bundle.digest}, series_uid=series)
+                         algorithm={"name": bundle.name, "version": bundle.digest}, **case.series_filters())
         row["dicom"] = str(dicom_path)
     return [row]
 
@@ -275,10 +274,10 @@ def _check_dicom_sources(table: pd.DataFrame, image_column: str, kind: str) -> N
     for i, row in table.iterrows():
         if row["error"] or is_missing(row.get(image_column)):
             continue
-        series = row.get("series_uid")
+        filters = {c: None if is_missing(row.get(c)) else str(row.get(c))
+                   for c in ("series_uid", "modality", "series_description")}
         try:
-            read_source_series(row[image_column], series_uid=None if is_missing(series) else str(series)) \
-                .require_uids(what)
+            read_source_series(row[image_column], **filters).require_uids(what)
         except RadiobioError as exc:
             table.at[i, "error"] = f"{describe(exc)} (dicom_out={kind!r} needs a DICOM series as the image)"
 
