@@ -607,7 +607,8 @@ def read_image(path: PathLike, *, series_uid: str | None = None, modality: str |
     (a case-insensitive substring, or ``'re:<pattern>'``, a regular expression); ``None``, ``""`` or NaN mean "no
     filter" (empty cohort cells). The error for several candidates lists each (number, description, modality,
     file count, folder). SEG, RTSTRUCT and other non-image objects are never candidates (RTDOSE only with
-    ``modality="RTDOSE"``).
+    ``modality="RTDOSE"``). For a file that is not DICOM, ``modality`` and ``series_description`` (which describe
+    the scan in a cohort) choose nothing; ``series_uid`` is refused.
 
     Every DICOM series read is checked from its headers (:func:`check_slice_geometry`): missing slices, gantry tilt
     or sheared slices, mixed orientations, several frames of reference and duplicate positions raise
@@ -628,7 +629,6 @@ def read_image(path: PathLike, *, series_uid: str | None = None, modality: str |
         raise ImageReadError(f"{path}: no such file or folder; check the path (relative paths resolve against the "
                              f"cohort manifest's folder)")
     nifti_version = None
-    filtered = any(v is not None for v in (series_uid, modality, series_description))
     try:
         if path.is_dir():
             image = _read_dicom(path, series_uid, modality, series_description)
@@ -639,10 +639,9 @@ def read_image(path: PathLike, *, series_uid: str | None = None, modality: str |
             elif name.endswith(".hdr"):  # NIfTI-1 / Analyze pair: the header lies beside the data
                 nifti_version = check_nifti_header(path, check_size=False)
             if name.endswith(_NON_DICOM_SUFFIXES) or not _looks_like_dicom(path):
-                if filtered:
-                    raise ImageReadError(f"{path}: {_filters_text(series_uid, modality, series_description)} selects "
-                                         f"a DICOM series, but this is not a DICOM file; leave the series filters "
-                                         f"empty for it")
+                if series_uid is not None:  # modality and description describe the scan; only a UID must match
+                    raise ImageReadError(f"{path}: series_uid={series_uid!r} selects a DICOM series, but this is not "
+                                         f"a DICOM file; leave series_uid empty for it")
                 image = sitk.ReadImage(str(path))
             else:
                 image = _read_dicom(path, series_uid, modality, series_description)

@@ -36,7 +36,7 @@ from radiobio.features.margins import (
     plan_regions,
     whole_image_maxima,
 )
-from radiobio.imaging import as_label_map, check_geometry, read_image, resample_mask
+from radiobio.imaging import as_label_map, check_geometry, grid_axis_map, read_image, resample_mask
 
 #: Filters whose output depends on the mask or label: never shared across labels.
 MASK_DEPENDENT_FILTERS = {"LBP3D"}
@@ -72,9 +72,13 @@ class LabelRegion:
     crop_upper: tuple[int, ...] | None
 
 
-def extract_case_features(image_path: str, mask_path: str, labels: list[int] | None, params: dict[str, Any],
+def extract_case_features(image_path: str | sitk.Image, mask_path: str | sitk.Image, labels: list[int] | None,
+                          params: dict[str, Any],
                           key: str) -> tuple[dict[int, OrderedDict], dict[int, str], list[int], dict[int, str]]:
-    """Compute features of every label of one case.
+    """Compute features of every label of one case (image and mask given as paths or as images already read).
+
+    A mask on the image's voxels stored with flipped or permuted axes is reoriented exactly; on any other grid it is
+    refused unless ``correctMask`` is set (then resampled as PyRadiomics does).
 
     Returns ``(features_by_label, errors_by_label, labels, notes_by_label)``: features as PyRadiomics names them,
     errors as readable texts for labels that failed, the labels processed (all non-zero labels when ``labels`` is
@@ -86,12 +90,14 @@ def extract_case_features(image_path: str, mask_path: str, labels: list[int] | N
 
     extractor = pyradiomics_extractor(params, key)
     settings = dict(extractor.settings)
-    image = read_image(image_path)
-    mask = as_label_map(read_image(mask_path), mask_path)
+    image = image_path if isinstance(image_path, sitk.Image) else read_image(image_path)
+    mask = as_label_map(mask_path if isinstance(mask_path, sitk.Image) else read_image(mask_path), "mask")
     _check_dimensions(image, extractor, settings)
     tolerance = settings.get("geometryTolerance") or ITK_DEFAULT_TOLERANCE
     sitk.ProcessObject.SetGlobalDefaultCoordinateTolerance(tolerance)  # as PyRadiomics sets it for its checks
     sitk.ProcessObject.SetGlobalDefaultDirectionTolerance(tolerance)
+    if grid_axis_map(image, mask) is not None:  # the same voxels, stored in another order: reordered exactly
+        mask = resample_mask(mask, image)
     try:
         check_geometry(image, mask, tolerance=tolerance, names=("image", "mask"))
     except GeometryError as exc:

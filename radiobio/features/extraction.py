@@ -38,6 +38,7 @@ class ExtractionSettings:
     image_column: str
     mask_column: str
     preset: str | None = None
+    labels: dict[str, int] | None = None  #: NamedLabels renumber each mask by its own label names
 
 
 def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] = "ct", mask_column: str = "mask",
@@ -72,7 +73,7 @@ def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] 
     if mask_column not in table.columns:  # pragma: no cover - load_cases raised already
         raise CohortError(f"cohort has no mask column {mask_column!r}")
     frame = _case_rows(table, image_column, mask_column, wanted)
-    settings = ExtractionSettings(parameters, key, image_column, mask_column, preset_name(params))
+    settings = ExtractionSettings(parameters, key, image_column, mask_column, preset_name(params), wanted)
 
     store = PartStore(out_path, key) if out_path is not None else None
     previous = _previous_rows(out_path, store, key)
@@ -123,8 +124,8 @@ def extract_case(settings: ExtractionSettings, case: Case) -> list[dict[str, Any
     from radiobio.features.engine import extract_case_features
 
     labels = case.row["_labels"]
-    image = case.path(settings.image_column, "image")
-    mask = case.path(settings.mask_column, "mask")
+    image = case.image(settings.image_column, check=False)  # the series the cohort's series columns choose
+    mask = case.mask(settings.mask_column, check=False)  # label files, segmenter folders, SEG, RS.dcm#ROI
     features, errors, done, notes = extract_case_features(image, mask, list(labels) if labels else None,
                                                           settings.params, settings.params_key)
     mismatch = _modality_mismatch(settings.preset, case.value("modality"))
