@@ -2,10 +2,15 @@
 
 (a) the five PyRadiomics test cases, each copied to 8 distinct files (40 rows), Original + LoG (1, 3 mm), all seven
 feature classes, preCrop for both tools; (b) a five-label phantom cohort (256 x 256 x 128 voxels of 1.5 x 1.5 x 2.5 mm)
-with the same settings (PyRadiomics gets one batch row per label, as its batch format requires). Values are checked
-identical, then ``speedup: X.XX`` is printed.
+with the same settings (PyRadiomics gets one batch row per label, as its batch format requires); (c) the five cases,
+each copied to 4 distinct files (20 rows), Original + LoG (1, 3 mm) + Wavelet (coif1, level 1), all seven classes,
+bin width 25 and PyRadiomics' defaults otherwise: no preCrop, no resampling (PyRadiomics filters the whole image,
+radiobio a margin-exact region around the labels). Values are checked identical, then ``speedup: X.XX`` is printed.
+Last, the start-up of ``radiobio extract`` (one-row cohort) and its cost per further case are measured on cohort
+(c)'s settings in one process.
 
-    .venv/bin/python benchmarks/extraction.py [--jobs 2] [--copies 8] [--phantoms 8]
+    .venv/bin/python benchmarks/extraction.py [--jobs 2] [--copies 8] [--phantoms 8] [--copies-c 4]
+                                              [--only a,b,c,startup]
 """
 
 from __future__ import annotations
@@ -35,12 +40,18 @@ PARAMS = {
     "featureClass": {name: None for name in ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")},
     "setting": {"preCrop": True, "binWidth": 25},
 }
+#: Cohort (c): PyRadiomics' defaults (no preCrop, no resampling) with LoG and wavelet.
+PARAMS_DEFAULTS = {
+    "imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]}, "Wavelet": {}},
+    "featureClass": PARAMS["featureClass"],
+    "setting": {"binWidth": 25},
+}
 
 
-def pyradiomics_cohort(folder: Path, copies: int) -> Path:
+def pyradiomics_cohort(folder: Path, copies: int, cases: tuple[str, ...] = CASES) -> Path:
     """Copy every PyRadiomics test case ``copies`` times under new IDs; write a PyRadiomics batch CSV."""
     rows = []
-    for case in CASES:
+    for case in cases:
         for copy in range(copies):
             case_id = f"{case}_{copy}"
             image = folder / f"{case_id}_image.nrrd"
@@ -82,7 +93,7 @@ def compare(reference_csv: Path, radiobio_table: Path) -> tuple[int, float]:
     if "Label" not in reference.columns:
         reference["Label"] = 1
     ours = pd.read_parquet(radiobio_table)
-    features = [c for c in reference.columns if c.startswith(("original_", "log-"))]
+    features = [c for c in reference.columns if c.startswith(("original_", "log-", "wavelet"))]
     merged = reference.merge(ours, left_on=["ID", "Label"], right_on=["case_id", "label"], suffixes=("_ref", ""))
     if len(merged) != len(reference):
         raise SystemExit(f"row mismatch: pyradiomics {len(reference)} rows, matched {len(merged)}")
@@ -93,10 +104,11 @@ def compare(reference_csv: Path, radiobio_table: Path) -> tuple[int, float]:
     return ref.size, float(np.nanmax(diff))
 
 
-def run(name: str, batch: Path, ours_input: Path, folder: Path, jobs: int) -> float:
-    """Time both tools on one cohort, check the values, print and return the speedup."""
+def run(name: str, batch: Path, ours_input: Path, folder: Path, jobs: int, settings: dict | None = None) -> float:
+    """Time both tools on one cohort (``settings``: the parameter file, :data:`PARAMS` by default), check the
+    values, print and return the speedup."""
     params = folder / "params.yaml"
-    params.write_text(yaml.safe_dump(PARAMS))
+    params.write_text(yaml.safe_dump(settings or PARAMS))
     ref_out, our_out = folder / f"{name}_pyradiomics.csv", folder / f"{name}_radiobio.parquet"
     t_ref, cpu_ref = timed([str(BIN / "pyradiomics"), str(batch), "-p", str(params), "-o", str(ref_out),
                             "-f", "csv", "-j", str(jobs)])
@@ -112,23 +124,63 @@ def run(name: str, batch: Path, ours_input: Path, folder: Path, jobs: int) -> fl
     return speedup
 
 
+def startup(folder: Path, rows: int, case: str = "lung2") -> tuple[float, float]:
+    """Start-up of ``radiobio extract`` and its cost per further case, in seconds, on cohort (c)'s settings in one
+    process (``-j 1``): a one-row cohort of ``case``, then ``rows`` distinct copies of it; per case =
+    (t(rows) - t(1)) / (rows - 1), start-up = t(1) - per case."""
+    params = folder / "params.yaml"
+    params.write_text(yaml.safe_dump(PARAMS_DEFAULTS))
+    batch = pd.read_csv(pyradiomics_cohort(folder, rows, cases=(case,)))
+    times = {}
+    for count in (1, rows):
+        cohort = folder / f"cohort_{count}.csv"
+        batch.head(count).to_csv(cohort, index=False)
+        out = folder / f"startup_{count}.parquet"
+        times[count], _ = timed([str(BIN / "radiobio"), "extract", str(cohort), "-p", str(params), "-o", str(out),
+                                 "-j", "1", "--quiet"])
+    per_case = (times[rows] - times[1]) / (rows - 1)
+    print(f"[startup] {case}: one-row cohort {times[1]:.2f} s, {rows} rows {times[rows]:.2f} s: start-up "
+          f"{times[1] - per_case:.2f} s, {per_case:.2f} s per further case")
+    return times[1] - per_case, per_case
+
+
 def main() -> None:
-    """Run benchmark (a) and (b) and print both speedups."""
+    """Run benchmarks (a), (b), (c) and the start-up measure; print the speedups."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--phantoms", type=int, default=8)
+    parser.add_argument("--copies-c", type=int, default=4)
+    parser.add_argument("--only", default="a,b,c,startup", help="comma-separated parts to run (a, b, c, startup)")
     args = parser.parse_args()
+    parts = set(args.only.split(","))
+    results = []
     with tempfile.TemporaryDirectory(prefix="radiobio-bench-") as tmp:
-        folder_a = Path(tmp) / "a"
-        folder_a.mkdir()
-        batch_a = pyradiomics_cohort(folder_a, args.copies)
-        speedup_a = run("a: pyradiomics cases", batch_a, batch_a, folder_a, args.jobs)
-        folder_b = Path(tmp) / "b"
-        folder_b.mkdir()
-        cohort_b, batch_b = phantom_cohort(folder_b, args.phantoms)
-        speedup_b = run("b: five-label phantoms", batch_b, cohort_b, folder_b, args.jobs)
-    print(f"speedup: {speedup_a:.2f} (a, goal >= 5), {speedup_b:.2f} (b, goal >= 3)")
+        if "a" in parts:
+            folder_a = Path(tmp) / "a"
+            folder_a.mkdir()
+            batch_a = pyradiomics_cohort(folder_a, args.copies)
+            speedup = run("a: pyradiomics cases, preCrop", batch_a, batch_a, folder_a, args.jobs)
+            results.append(f"{speedup:.2f} (a, goal >= 5)")
+        if "b" in parts:
+            folder_b = Path(tmp) / "b"
+            folder_b.mkdir()
+            cohort_b, batch_b = phantom_cohort(folder_b, args.phantoms)
+            speedup = run("b: five-label phantoms", batch_b, cohort_b, folder_b, args.jobs)
+            results.append(f"{speedup:.2f} (b, goal >= 3)")
+        if "c" in parts:
+            folder_c = Path(tmp) / "c"
+            folder_c.mkdir()
+            batch_c = pyradiomics_cohort(folder_c, args.copies_c)
+            speedup = run("c: pyradiomics cases, PyRadiomics defaults + wavelet", batch_c, batch_c, folder_c,
+                          args.jobs, PARAMS_DEFAULTS)
+            results.append(f"{speedup:.2f} (c, goal >= 5)")
+        if "startup" in parts:
+            folder_s = Path(tmp) / "startup"
+            folder_s.mkdir()
+            startup(folder_s, 6)
+    if results:
+        print("speedup: " + ", ".join(results))
 
 
 if __name__ == "__main__":
