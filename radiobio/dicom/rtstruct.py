@@ -392,7 +392,7 @@ def _trace(region: np.ndarray) -> list[np.ndarray]:
         a, b = order[first[saddles]], order[first[saddles] + 1]
         incoming = direction[saddles]
         turn_a = incoming[:, 0] * direction[a][:, 1] - incoming[:, 1] * direction[a][:, 0]
-        following[saddles] = np.where(turn_a > 0, a, b)  # turn towards the pixel being walked round
+        following[saddles] = np.where(turn_a < 0, a, b)  # turn towards the pixel being walked round
     loops = []
     seen = np.zeros(len(start), dtype=bool)
     following_list = following.tolist()
