@@ -134,15 +134,15 @@ def _lookup(organ: str) -> str | None:
     key = _SYNONYMS.get(key, key)
     if key in _TABLE:
         return key
-    numbered = re.sub(r"_?\d+$", "", organ)  # GTV-1, nodule_2: a numbered instance of a known structure
-    if numbered != organ and numbered:
-        return _lookup(numbered)
     if organ.startswith("lung_") or "_lobe" in organ:  # lung_upper_lobe, lung_middle_lobe ...
         return "lung"
     if re.fullmatch(r"vertebrae?_[cstl]\d+|[cstl]\d+_vertebrae?", organ):
         return "vertebra"
     if organ.startswith("rib_"):
         return "rib"
+    numbered = re.sub(r"_?\d+$", "", organ)  # GTV-1, nodule_2: a numbered instance of a known structure
+    if numbered != organ and numbered:
+        return _lookup(numbered)
     return None
 
 
