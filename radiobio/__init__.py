@@ -22,6 +22,13 @@ _LAZY = {
     "read_image": "radiobio.imaging",
     "read_mask": "radiobio.imaging",
     "check_geometry": "radiobio.imaging",
+    "read_segmentation": "radiobio.masks",
+    "scan_dicom": "radiobio.dicom.scan",
+    "read_rtstruct": "radiobio.dicom.rtstruct",
+    "write_rtstruct": "radiobio.dicom.rtstruct",
+    "rtstruct_rois": "radiobio.dicom.rtstruct",
+    "read_seg": "radiobio.dicom.seg",
+    "write_seg": "radiobio.dicom.seg",
     "extract_features": "radiobio.features.extraction",
     "train": "radiobio.segmentation.training",
     "segment": "radiobio.segmentation.inference",
@@ -45,6 +52,9 @@ __all__ = [*_exported, "__version__"]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
     from radiobio.cohort import read_cohort
+    from radiobio.dicom.rtstruct import read_rtstruct, rtstruct_rois, write_rtstruct
+    from radiobio.dicom.scan import scan_dicom
+    from radiobio.dicom.seg import read_seg, write_seg
     from radiobio.errors import (
         BiomarkerError,
         CohortError,
@@ -58,6 +68,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     )
     from radiobio.features.extraction import extract_features
     from radiobio.imaging import check_geometry, read_image, read_mask
+    from radiobio.masks import read_segmentation
     from radiobio.outcome.signature import nested_cv
     from radiobio.outcome.survival import cox, kaplan_meier
     from radiobio.segmentation.inference import segment
