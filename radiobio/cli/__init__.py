@@ -21,6 +21,7 @@ import argparse
 import importlib
 import re
 import sys
+import warnings
 
 from radiobio.quiet import quiet_tensorflow
 
@@ -50,12 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``radiobio`` console script; returns the exit code (0 ok, 1 some case failed, 2 usage)."""
     # TensorFlow's start-up chatter (absl, cudart, CPU features, cuInit) would hide the command's own output
     quiet_tensorflow()
+    warnings.formatwarning = _console_warning
     parser = build_parser()
     args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
     return int(args.run(args) or 0)
+
+
+def _console_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                     line: str | None = None) -> str:
+    """Warnings on the console as ``warning: <message>`` (no file name or source line of radiobio's code)."""
+    return f"warning: {message}\n"
 
 
 def join_negative_values(argv: list[str]) -> list[str]:

@@ -197,14 +197,26 @@ def write_seg(mask: sitk.Image | PathLike, series: SourceSeries | PathLike,
     return out
 
 
+#: Patient and study attributes of type 2 (present, may be empty) that a DICOM-SEG copies from its source; older
+#: or anonymised series often lack them, and highdicom needs them present.
+_TYPE2_IDENTITY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                   "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
 def _source_headers(series: SourceSeries) -> list[Any]:
     """Copies of the series' headers that highdicom accepts: an empty SpecificCharacterSet (0008,0005), which
-    means the default repertoire, is removed."""
+    means the default repertoire, is removed, and absent type-2 patient and study attributes are added empty
+    (as the standard allows: present, value unknown)."""
     headers = []
     for header in series.headers:
-        if "SpecificCharacterSet" in header and not str(header.SpecificCharacterSet or "").strip():
+        missing = [keyword for keyword in _TYPE2_IDENTITY if keyword not in header]
+        empty_charset = "SpecificCharacterSet" in header and not str(header.SpecificCharacterSet or "").strip()
+        if missing or empty_charset:
             header = copy.deepcopy(header)
-            del header.SpecificCharacterSet
+            if empty_charset:
+                del header.SpecificCharacterSet
+            for keyword in missing:
+                setattr(header, keyword, "")
         headers.append(header)
     return headers
 

@@ -259,7 +259,7 @@ def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
         row = {"mask": str(out_path), "reused": False}
     if settings.dicom_out and mask is not None:
         dicom_path = Path(settings.dicom_dir) / f"{case_file_name(case.case_id)}{DICOM_SUFFIXES[settings.dicom_out]}"
-        names = {int(value): str(name) for name, value in bundle.config.labels.items()}
+        names = {int(value): str(name) for value, name in bundle.config.labels.items()}
         write_dicom_mask(settings.dicom_out, mask, image_path, names, dicom_path,
                          algorithm={"name": bundle.name, "version": bundle.digest}, **case.series_filters())
         row["dicom"] = str(dicom_path)
