@@ -24,7 +24,7 @@ import os
 import re
 import struct
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,30 +180,21 @@ def _read_structure_folder(folder: Path) -> Segmentation:
     if not files:
         raise ImageReadError(f"{folder}: holds no .nii.gz structure files; give a mask file, a TotalSegmentator "
                              f"output folder, a DICOM-SEG or an RTSTRUCT")
+    return _combine_structures(_folder_structures(files), folder, "totalsegmentator-folder",
+                               "structures", "read them as separate mask columns")
+
+
+def _folder_structures(files: list[Path]) -> Iterator[tuple[str, sitk.Image]]:
+    """Each structure file as ``(name, mask)``, one at a time (a folder of 117 full-size masks would not fit in
+    memory at once), each checked against the grid of the first."""
     reference: sitk.Image | None = None
-    combined: np.ndarray | None = None
-    names: dict[int, str] = {}
-    for value, file in enumerate(files, start=1):
+    for file in files:
         structure = as_label_map(read_image(file), str(file))
         if reference is None:
             reference = structure
-            combined = np.zeros(sitk.GetArrayViewFromImage(structure).shape, dtype=np.uint16)
         else:
             check_geometry(reference, structure, names=(files[0].name, file.name))
-        voxels = sitk.GetArrayViewFromImage(structure) != 0
-        assert combined is not None
-        overlap = voxels & (combined != 0)
-        if overlap.any():
-            other = names[int(np.bincount(combined[overlap]).argmax())]
-            raise MaskError(f"{folder}: structures {other!r} and {_structure_name(file)!r} overlap in "
-                            f"{int(overlap.sum())} voxels; one label map cannot hold both; read them as separate "
-                            f"mask columns")
-        combined[voxels] = value
-        names[value] = _structure_name(file)
-    assert reference is not None and combined is not None
-    mask = sitk.GetImageFromArray(combined)
-    mask.CopyInformation(reference)
-    return Segmentation(mask, names, "totalsegmentator-folder")
+        yield _structure_name(file), structure
 
 
 def _structure_name(file: Path) -> str:
@@ -317,16 +308,17 @@ def _read_dicom_segmentation(path: Path, kind: str, image: object, rois: object,
     from radiobio.dicom.rtstruct import read_rtstruct
 
     structures = read_rtstruct(path, image, rois=rois, series_uid=series_uid)
-    return _combine_structures(structures, path)
+    return _combine_structures(structures.items(), path)
 
 
-def _combine_structures(structures: Mapping[str, sitk.Image], path: Path) -> Segmentation:
-    if not structures:
-        raise MaskError(f"{path}: no structure with contours to read")
+def _combine_structures(structures: Iterable[tuple[str, sitk.Image]], path: Path, source: str = "rtstruct",
+                        what: str = "ROIs", fix: str | None = None) -> Segmentation:
+    """One label map from binary structures (labels 1, 2... in the order given); overlapping structures raise
+    :class:`MaskError` naming both, since one label map cannot hold them."""
     names: dict[int, str] = {}
     combined: np.ndarray | None = None
     reference: sitk.Image | None = None
-    for value, (name, structure) in enumerate(structures.items(), start=1):
+    for value, (name, structure) in enumerate(structures, start=1):
         voxels = sitk.GetArrayViewFromImage(structure) != 0
         if combined is None:
             combined = np.zeros(voxels.shape, dtype=np.uint16)
@@ -334,14 +326,15 @@ def _combine_structures(structures: Mapping[str, sitk.Image], path: Path) -> Seg
         overlap = voxels & (combined != 0)
         if overlap.any():
             other = names[int(np.bincount(combined[overlap]).argmax())]
-            raise MaskError(f"{path}: ROIs {other!r} and {name!r} overlap in {int(overlap.sum())} voxels; one label "
-                            f"map cannot hold both; name one ROI per mask column ({path}#{name})")
+            raise MaskError(f"{path}: {what} {other!r} and {name!r} overlap in {int(overlap.sum())} voxels; one label "
+                            f"map cannot hold both; {fix or f'name one ROI per mask column ({path}#{name})'}")
         combined[voxels] = value
         names[value] = name
-    assert combined is not None and reference is not None
+    if combined is None or reference is None:
+        raise MaskError(f"{path}: no structure with contours to read")
     mask = sitk.GetImageFromArray(combined)
     mask.CopyInformation(reference)
-    return Segmentation(mask, names, "rtstruct")
+    return Segmentation(mask, names, source)
 
 
 def _on_grid(segmentation: Segmentation, image: PathLike | sitk.Image | None, resample: bool,
