@@ -114,3 +114,23 @@ def test_labels_chosen_by_name_follow_each_masks_own_numbering(abdomen_data: Pat
     misspelt = volumetry(cohort.iloc[:1], labels=["livr"], image_column=None)
     assert "no label named 'livr'" in misspelt.loc[0, "error"] and "liver" in misspelt.loc[0, "error"]
     assert parse_labels("liver,spleen") == ["liver", "spleen"] and parse_labels("1,2") == [1, 2]
+
+
+def test_a_structure_set_in_a_cohort_batch_bad_references_become_error_rows() -> None:
+    from tests.conftest import require_data
+
+    mock = require_data("dicom_rt", "rt-utils_tests", "mock_data")
+    cohort = pd.DataFrame([
+        {"case_id": "ok", "image": str(mock / "ct_1.dcm"), "mask": f"{mock / 'rt.dcm'}#ROI-1"},
+        {"case_id": "other_image", "image": str(mock / "ct_1.dcm"),
+         "mask": f"{mock / 'invalid_reference_rt.dcm'}#ROI-1"},
+        {"case_id": "no_roi", "image": str(mock / "ct_1.dcm"), "mask": f"{mock / 'rt.dcm'}#GTVp"},
+    ])
+    with pytest.warns(Warning):  # rt.dcm names another frame of reference than its CT: read, and said
+        table = volumetry(cohort, labels={"roi": 1}, image_column=None).set_index("case_id")
+    direct = read_segmentation(mock / "rt.dcm#ROI-1", image=mock)
+    assert table.loc["ok", "error"] == "" and table.loc["ok", "voxels"] == np.count_nonzero(
+        sitk.GetArrayFromImage(direct.mask)) > 0
+    assert "ImageReadError" in table.loc["other_image", "error"] and "invalid_reference_rt.dcm" in \
+        table.loc["other_image", "error"]
+    assert "ROI-1" in table.loc["no_roi", "error"]  # the error lists the ROIs the structure set has
