@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 #: Notebook → how many inline PNG figures it must show at least.
 NOTEBOOKS = {"01_batch_radiomics.ipynb": 2, "02_sarcopenia_survival.ipynb": 4, "03_hippocampus_segmentation.ipynb": 2,
-             "04_radiomics_signature.ipynb": 2}
+             "04_radiomics_signature.ipynb": 2, "05_pacs_export.ipynb": 2}
 
 
 @pytest.fixture(scope="module")
