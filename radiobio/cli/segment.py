@@ -37,10 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also write each mask as a DICOM-SEG or RTSTRUCT referencing the case's DICOM series "
                              "(RESULTS_DIR/dicom/<case>.seg.dcm), for review in a viewer or planning system; it keeps "
                              "the series' patient and study identity")
-    parser.add_argument("--no-crop", dest="crop", action="store_false",
-                        help="slide the network over the whole image; by default only the bounding box of its "
-                             "foreground (body of a CT, non-zero region of an MR) is predicted and windows without "
-                             "foreground are skipped")
     add_jobs(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="recompute masks that already exist (also those of another model)")
@@ -67,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
         table = segment(args.cohort, model=bundle, out_dir=args.out, mask_column=args.mask_column,
                         image_column=args.image_column, jobs=args.jobs, progress=not args.quiet,
-                        overwrite=args.overwrite, dicom_out=args.dicom_out, crop=args.crop)
+                        overwrite=args.overwrite, dicom_out=args.dicom_out)
     except RadiobioError as exc:
         return fail("segment", exc)
     reused = table.attrs["provenance"]["reused_masks"]

@@ -4,15 +4,6 @@
 models run slice by slice in batches. Window predictions are streamed: class scores are accumulated only for the
 slab of slices the current windows touch, and each finished slab is reduced to labels at once, so memory grows with
 the slab, not with the volume times the number of classes. Masks are written on the input image's grid, atomically.
-
-Less work per scan (``crop=True``, the default; CLI ``--no-crop`` turns it off): the input is first cropped to the
-bounding box of its foreground (:mod:`radiobio.segmentation.foreground`: the body of a CT, the non-zero region of an
-MR), the windows are laid out over that box, and a window whose region holds no foreground voxel is not predicted.
-Voxels outside the box, and voxels that only skipped windows cover, are background. Every window covering a
-foreground voxel holds that voxel, so no window a foreground voxel needs is ever skipped; labels inside the
-foreground differ from the full run only because the crop lays the window grid out afresh (other window positions,
-so other Gaussian weights and context per voxel). An image whose foreground is empty, or fills its whole grid, runs
-exactly as with ``crop=False``.
 """
 
 from __future__ import annotations
@@ -34,12 +25,11 @@ from radiobio.atomic import write_text_atomic
 from radiobio.batch import Case, case_file_name, load_cases, run_batch
 from radiobio.cohort import CohortSource
 from radiobio.dicom.export import DICOM_SUFFIXES, check_dicom_kind, write_dicom_mask
-from radiobio.errors import GeometryError, ModelBundleError, RadiobioError, describe
+from radiobio.errors import ModelBundleError, RadiobioError, describe
 from radiobio.imaging import read_image, read_mask, write_image
 from radiobio.segmentation.bundle import ModelBundle, load_bundle, read_bundle
 from radiobio.segmentation.config import PostprocessingSettings, SegmentationConfig
 from radiobio.segmentation.data import AXIS_INDEX, patch_shape
-from radiobio.segmentation.foreground import bounding_box, foreground_mask
 from radiobio.segmentation.preprocessing import PreparedImage, prepare_image, restore_mask
 from radiobio.tables import is_missing, write_table
 
@@ -99,32 +89,13 @@ class Predictor:
 
 
 def predict_labels(model, volume: np.ndarray, config: SegmentationConfig, fill: float | None = None,
-                   window: tuple[int, int, int] | None = None, batch_size: int | None = None, *,
-                   crop: bool = True) -> np.ndarray:
+                   window: tuple[int, int, int] | None = None, batch_size: int | None = None) -> np.ndarray:
     """Label array ``(z, y, x)`` uint8 for a prepared ``(z, y, x, c)`` volume.
 
     3D models slide ``window`` (default: the bundle's patch size) with the configured overlap and Gaussian
     weights; 2D models predict whole slices (padded to the encoder's size multiple) unless the network has a
-    fixed input size, which then becomes the window. ``crop=True`` predicts only the bounding box of the
-    volume's foreground (body of a CT, non-zero region of an MR) and skips windows that hold no foreground
-    (see the module text); ``crop=False`` slides over the whole volume. ``fill`` (prepared units) pads windows
-    that reach past the volume; default: the volume's minimum.
+    fixed input size, which then becomes the window.
     """
-    fill = float(volume.min()) if fill is None else fill  # the whole volume's, so a crop pads as the full run
-    if crop:
-        foreground = foreground_mask(volume, config.preprocessing.intensity)
-        box = bounding_box(foreground)
-        if box is not None and not foreground.all():  # nothing found or nothing to leave out: the full run
-            labels = np.zeros(volume.shape[:3], dtype=np.uint8)
-            labels[box] = _predict_window_grid(model, volume[box], config, fill, window, batch_size,
-                                               foreground[box])
-            return labels
-    return _predict_window_grid(model, volume, config, fill, window, batch_size, None)
-
-
-def _predict_window_grid(model, volume: np.ndarray, config: SegmentationConfig, fill: float,
-                         window: tuple[int, int, int] | None, batch_size: int | None,
-                         foreground: np.ndarray | None) -> np.ndarray:
     from radiobio.segmentation.architectures import size_multiple
 
     settings = config.inference
@@ -138,23 +109,18 @@ def _predict_window_grid(model, volume: np.ndarray, config: SegmentationConfig, 
     flip_axes = tuple(sorted(AXIS_INDEX[a] - (1 if dims == 2 else 0) + 1 for a in settings.tta_flips))
     predictor = Predictor(model, batch_size or settings.batch_size, flip_axes)
     return sliding_window(predictor, volume, window, settings.overlap, settings.sigma_scale, config.num_classes,
-                          predictor.batch_size, dims, fill, foreground=foreground)
+                          predictor.batch_size, dims, fill)
 
 
 def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, window: tuple[int, int, int],
                    overlap: float, sigma_scale: float, num_classes: int, batch_size: int, dims: int = 3,
-                   fill: float | None = None, *, foreground: np.ndarray | None = None) -> np.ndarray:
+                   fill: float | None = None) -> np.ndarray:
     """Stream Gaussian-weighted window predictions over ``volume`` and return argmax labels ``(z, y, x)``.
 
     Windows are visited slab by slab along z; class scores live only in a buffer a few windows deep, and each
     slab no later window reaches is reduced to labels at once. ``predict`` maps ``(b, *window, c)`` (``(b, y, x,
-    c)`` for 2D) to probabilities. ``foreground`` (boolean ``(z, y, x)``, the volume's shape): windows holding
-    none of it are not predicted, and voxels no predicted window covers are background (0); every window over a
-    foreground voxel is kept, so the labels of foreground voxels equal those of the run without ``foreground``.
+    c)`` for 2D) to probabilities.
     """
-    if foreground is not None and foreground.shape != volume.shape[:3]:
-        raise GeometryError(f"foreground mask of shape {foreground.shape} does not match the volume "
-                            f"{volume.shape[:3]}; give a (z, y, x) mask on the volume's grid")
     fill = float(volume.min()) if fill is None else fill
     size = np.array(volume.shape[:3])
     target = np.maximum(size, window)
@@ -162,16 +128,9 @@ def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarr
     if np.any(target > size):
         pad = [(int(b), int(t - s - b)) for b, t, s in zip(before, target, size)] + [(0, 0)]
         volume = np.pad(volume, pad, constant_values=fill)
-        if foreground is not None:
-            foreground = np.pad(foreground, pad[:3], constant_values=False)
     starts = [window_starts(int(t), int(w), overlap if w > 1 else 0.0) for t, w in zip(target, window)]
     weights = gaussian_weights(window, sigma_scale)[..., None]
     windows = list(itertools.product(*starts))
-    if foreground is not None:
-        windows = [(z, y, x) for z, y, x in windows
-                   if foreground[z:z + window[0], y:y + window[1], x:x + window[2]].any()]
-        if not windows:
-            return np.zeros(tuple(size), dtype=np.uint8)
     if window[0] > 1:  # 3D: a batch never spans two rows of windows, so the buffer stays one window deep
         batches = [chunk for _, row in itertools.groupby(windows, key=lambda w: w[0])
                    for chunk in _chunks(list(row), batch_size)]
@@ -236,24 +195,20 @@ def postprocess(labels: np.ndarray, settings: PostprocessingSettings, label_valu
     return out
 
 
-def segment_image(image: sitk.Image, model: ModelBundle | str | os.PathLike, name: str = "image", *,
-                  crop: bool = True) -> sitk.Image:
+def segment_image(image: sitk.Image, model: ModelBundle | str | os.PathLike, name: str = "image") -> sitk.Image:
     """Segment one image with a bundle; the label map (uint8) has the image's size, spacing, origin, direction.
-
-    ``crop=False`` slides over the whole image instead of its foreground (:func:`predict_labels`).
 
     Raises :class:`~radiobio.errors.GeometryError` when the image cannot feed the model (a 2D image for a 3D
     model, a wrong channel count).
     """
     bundle = load_bundle(model)
-    return segment_prepared(prepare_image(image, bundle.config, name), bundle, crop=crop)
+    return segment_prepared(prepare_image(image, bundle.config, name), bundle)
 
 
-def segment_prepared(prepared: PreparedImage, bundle: ModelBundle, *, crop: bool = True) -> sitk.Image:
-    """Segment an image already prepared for ``bundle``; frees ``prepared.array`` once the network has run.
-    ``crop``: predict only the image's foreground (:func:`predict_labels`)."""
+def segment_prepared(prepared: PreparedImage, bundle: ModelBundle) -> sitk.Image:
+    """Segment an image already prepared for ``bundle``; frees ``prepared.array`` once the network has run."""
     config = bundle.config
-    labels = predict_labels(bundle.model, prepared.array, config, crop=crop)
+    labels = predict_labels(bundle.model, prepared.array, config)
     prepared.array = None  # the network input is no longer needed; free it before resampling back
     labels = postprocess(labels, config.inference.postprocessing, sorted(config.labels))
     return sitk.Cast(restore_mask(labels, prepared), sitk.sitkUInt8)
@@ -276,7 +231,6 @@ class SegmentSettings:
     overwrite: bool
     dicom_out: str | None = None
     dicom_dir: str = ""
-    crop: bool = True
 
 
 def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
@@ -299,7 +253,7 @@ def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
         image = read_image(image_path, **case.series_filters())
         prepared = prepare_image(image, bundle.config, name=f"case {case.case_id}", model_name=bundle.name)
         del image  # only the prepared array and the grids are needed from here on (memory on large volumes)
-        mask = segment_prepared(prepared, bundle, crop=settings.crop)
+        mask = segment_prepared(prepared, bundle)
         write_image(mask, out_path)
         write_text_atomic(json.dumps(_mask_record(bundle, case.case_id), indent=2), _record_path(out_path))
         row = {"mask": str(out_path), "reused": False}
@@ -348,8 +302,7 @@ def _mask_record(bundle: ModelBundle, case_id: str) -> dict[str, Any]:
 
 def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out_dir: str | os.PathLike,
             mask_column: str = "mask", image_column: str = "image", jobs: int | None = None, executor: Any = None,
-            progress: bool = False, overwrite: bool = False, dicom_out: str | None = None,
-            crop: bool = True) -> pd.DataFrame:
+            progress: bool = False, overwrite: bool = False, dicom_out: str | None = None) -> pd.DataFrame:
     """Segment every case of ``cohort`` with a model bundle; return the cohort with ``mask_column`` filled.
 
     ``out_dir`` becomes a results folder: ``masks/<case>.nii.gz`` (each on its image's own grid, written
@@ -368,9 +321,6 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     the source's patient and study identity (what PACS needs) and names the model as the algorithm. Each case's
     image is checked to be a DICOM series with SOP, series, study and frame-of-reference UIDs before any case runs;
     a case that is not gets an error row.
-
-    ``crop=True`` (default) predicts only each image's foreground (the body of a CT, the non-zero region of an MR)
-    and skips windows without it; ``crop=False`` (CLI ``--no-crop``) slides over the whole image.
     """
     dicom_kind = check_dicom_kind(dicom_out)
     bundle = read_bundle(model)  # fails fast on a bad name or card, before Keras loads
@@ -385,7 +335,7 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     in_process = executor is None and (jobs is None or jobs == 1)
     payload = load_bundle(bundle) if in_process else str(bundle.path.resolve())
     settings = SegmentSettings(payload, str(masks.resolve()), image_column, overwrite, dicom_kind,
-                               str((out / DICOM_DIR).resolve()), crop=crop)
+                               str((out / DICOM_DIR).resolve()))
     rows = {r["case_id"]: r for r in run_batch(table, segment_case, settings, stage="segment", jobs=jobs,
                                                 executor=executor, progress=progress)}
     result = table.drop(columns=["error"])
