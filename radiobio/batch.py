@@ -31,7 +31,7 @@ import SimpleITK as sitk
 
 from radiobio.cohort import CohortSource, path_columns, read_cohort, split_roi
 from radiobio.errors import CohortError, MaskError, describe
-from radiobio.imaging import check_geometry, geometry_differences, grid_axis_map, read_image
+from radiobio.imaging import geometry_differences, grid_axis_map, read_image
 from radiobio.labels import NamedLabels
 from radiobio.masks import on_image_grid, read_case_mask
 from radiobio.parallel import map_cases
@@ -137,9 +137,7 @@ class Case:
         if not geometry_differences(reference, image):
             return image
         mapping = grid_axis_map(reference, image)
-        if mapping is None and not self.resample_masks:
-            check_geometry(reference, image, names=(reference_column, column))
-        moved = on_image_grid(image, reference, resample=True, name=column)
+        moved = on_image_grid(image, reference, resample=self.resample_masks, name=column, image_name=reference_column)
         if mapping is not None:
             axes, flipped = mapping
             flips = "".join("xyz"[axes[j]] for j in range(len(axes)) if flipped[j])

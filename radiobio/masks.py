@@ -24,7 +24,7 @@ import os
 import re
 import struct
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,16 +118,7 @@ def read_segmentation(path: PathLike, *, image: PathLike | sitk.Image | None = N
     if not path.exists():
         raise ImageReadError(f"{path}: no such file or folder; check the path (relative paths resolve against the "
                              f"cohort manifest's folder)")
-    dicom_kind = _dicom_kind(path)
-    if dicom_kind is not None:
-        return _read_dicom_segmentation(path, dicom_kind, image, rois, series_uid)
-    if rois is not None:
-        raise MaskError(f"{path}: '#{roi}' or rois= select structures of a DICOM RTSTRUCT, and this is not one")
-    if path.is_dir():
-        segmentation = _read_structure_folder(path)
-    else:
-        segmentation = _read_label_file(path)
-    return _on_grid(segmentation, image, resample, str(path))
+    return _on_grid(_read_stored(path, rois, lambda kind: image, series_uid), image, resample, str(path))
 
 
 def read_case_mask(cell: PathLike, *, image: PathLike | None, series_uid: str | None = None,
@@ -137,14 +128,22 @@ def read_case_mask(cell: PathLike, *, image: PathLike | None, series_uid: str | 
     ``series_description`` choose the series as :func:`radiobio.read_image` does). The grid is not checked here:
     the batch driver checks it against the case's image."""
     path, roi = split_roi(cell)
-    kind = _dicom_kind(Path(path))
+
+    def series(kind: str) -> object:
+        return _source_series(Path(path), kind, image, series_uid, modality, series_description)
+
+    return _read_stored(Path(path), [roi] if roi else None, series, None)
+
+
+def _read_stored(path: Path, rois: object, series: Callable[[str], object], series_uid: str | None) -> Segmentation:
+    """A label map as stored at ``path`` (label file, structure folder, DICOM-SEG or RTSTRUCT); ``series(kind)``
+    gives the source series of a DICOM object, asked for only when ``path`` is one."""
+    kind = _dicom_kind(path)
     if kind is None:
-        if roi is not None:
-            raise MaskError(f"{cell}: '#{roi}' selects a structure of a DICOM RTSTRUCT, and {path} is not one")
-        folder = Path(path)
-        return _read_structure_folder(folder) if folder.is_dir() else _read_label_file(folder)
-    series = _source_series(Path(path), kind, image, series_uid, modality, series_description)
-    return _read_dicom_segmentation(Path(path), kind, series, [roi] if roi else None, None)
+        if rois is not None:
+            raise MaskError(f"{path}: '#ROI' or rois= select structures of a DICOM RTSTRUCT, and this is not one")
+        return _read_structure_folder(path) if path.is_dir() else _read_label_file(path)
+    return _read_dicom_segmentation(path, kind, series(kind), rois, series_uid)
 
 
 def _source_series(path: Path, kind: str, image: PathLike | None, series_uid: str | None, modality: str | None,
@@ -346,7 +345,8 @@ def _on_grid(segmentation: Segmentation, image: PathLike | sitk.Image | None, re
                         segmentation.label_names, segmentation.source)
 
 
-def on_image_grid(mask: sitk.Image, image: sitk.Image, *, resample: bool = False, name: str = "mask") -> sitk.Image:
+def on_image_grid(mask: sitk.Image, image: sitk.Image, *, resample: bool = False, name: str = "mask",
+                  image_name: str = "image") -> sitk.Image:
     """``mask`` on ``image``'s grid: unchanged when the grids agree; reordered exactly, voxel for voxel, when they
     cover the same voxels with flipped or permuted axes (a TotalSegmentator mask of a DICOM series, stored with the
     y axis flipped); nearest-neighbour resampled when ``resample=True``; else :class:`GeometryError` naming every
@@ -356,5 +356,5 @@ def on_image_grid(mask: sitk.Image, image: sitk.Image, *, resample: bool = False
     mapping = grid_axis_map(image, mask)
     if mapping is not None or resample:
         return resample_mask(mask, image, name=name)
-    check_geometry(image, mask, names=("image", name))
+    check_geometry(image, mask, names=(image_name, name))
     return mask

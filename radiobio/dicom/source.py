@@ -179,13 +179,11 @@ def read_source_series(path: PathLike, *, series_uid: str | None = None, modalit
 
 
 def _series_from_headers(folder: Path, items: list[tuple[Path, Dataset]], step: float) -> SourceSeries:
+    """The grid of slices already sorted along the normal (as :func:`radiobio.imaging.find_dicom_series` gives)."""
     first = items[0][1]
     orientation = np.asarray(first.ImageOrientationPatient, dtype=float)
     row_cosine, column_cosine = orientation[:3], orientation[3:]
     normal = np.cross(row_cosine, column_cosine)
-    positions = [float(np.dot(np.asarray(h.ImagePositionPatient, dtype=float), normal)) for _, h in items]
-    order = np.argsort(positions, kind="stable")
-    items = [items[i] for i in order]
     row_spacing, column_spacing = (float(v) for v in first.PixelSpacing)
     if step <= 0:
         step = float(first.get("SpacingBetweenSlices", 0) or first.get("SliceThickness", 0) or 1.0)
