@@ -70,3 +70,16 @@ def test_pacs_howto_runs_as_written(tmp_path: Path) -> None:
     assert np.array_equal(sitk.GetArrayFromImage(back) != 0, sitk.GetArrayFromImage(roi.mask) != 0)
     again = read_segmentation(tmp_path / "review" / "PHANTOM.rtstruct.dcm", image=ct)
     assert np.array_equal(sitk.GetArrayFromImage(again.mask), sitk.GetArrayFromImage(roi.mask))
+
+
+def test_bspline_resampling_of_a_two_slice_series_is_refused_not_crashed(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from radiobio import extract_features
+
+    mock = require_data("dicom_rt", "rt-utils_tests", "mock_data")
+    cohort = pd.DataFrame([{"case_id": "thin", "image": str(mock / "ct_1.dcm"), "mask": f"{mock / 'rt.dcm'}#ROI-1"}])
+    with pytest.warns(Warning):  # the structure set names another frame of reference than its CT
+        table = extract_features(cohort, params="ct", labels=[1])
+    assert "too thin for B-spline resampling along z (2 voxels)" in table.loc[0, "error"]
+    assert "sitkLinear" in table.loc[0, "error"]

@@ -118,6 +118,7 @@ def extract_case_features(image_path: str | sitk.Image, mask_path: str | sitk.Im
     resampling = settings.get("interpolator") is not None and settings.get("resampledPixelSpacing") is not None
     per_label_filters = resampling or settings.get("preCrop", False)
     if resampling:
+        _check_interpolation_support(image, settings["interpolator"])
         mask = sitk.Cast(mask, sitk.sitkUInt32)  # PyRadiomics' mask type; other paths cast each label's crop
     features: dict[int, OrderedDict] = {}
     errors: dict[int, str] = {}
@@ -179,6 +180,24 @@ def _check_dimensions(image: sitk.Image, extractor: Any, settings: dict[str, Any
             wanted = ", ".join(three_d + filters_3d) or "3D resampledPixelSpacing"
             raise SettingsError(f"image is 2D but the settings ask for 3D-only computations ({wanted}); use shape2D "
                                 f"instead of shape, drop LoG/LBP3D, and give a 2-value resampledPixelSpacing")
+
+
+#: Voxels a cubic B-spline needs along each axis: ITK's B-spline resampling of a thinner image reads past it
+#: (a segmentation fault that would end the whole batch).
+BSPLINE_SUPPORT = 4
+
+
+def _check_interpolation_support(image: sitk.Image, interpolator: Any) -> None:
+    """Raise :class:`SettingsError` when B-spline resampling is asked of an image with fewer than
+    :data:`BSPLINE_SUPPORT` voxels along an axis (a 2- or 3-slice series), naming the axis and the fix."""
+    name = interpolator if isinstance(interpolator, str) else {sitk.sitkBSpline: "sitkBSpline"}.get(interpolator, "")
+    if name not in ("sitkBSpline", "sitkBSpline3"):
+        return
+    thin = [f"{'xyz'[axis]} ({size} voxels)" for axis, size in enumerate(image.GetSize()) if size < BSPLINE_SUPPORT]
+    if thin:
+        raise SettingsError(f"the image is too thin for B-spline resampling along {', '.join(thin)}: a cubic "
+                            f"B-spline needs {BSPLINE_SUPPORT} voxels per axis; set interpolator: sitkLinear in the "
+                            f"parameters, or drop resampledPixelSpacing")
 
 
 def _prepare_region(image: sitk.Image, mask: sitk.Image, label: int, stats: sitk.LabelShapeStatisticsImageFilter,
