@@ -182,22 +182,23 @@ def _check_dimensions(image: sitk.Image, extractor: Any, settings: dict[str, Any
                                 f"instead of shape, drop LoG/LBP3D, and give a 2-value resampledPixelSpacing")
 
 
-#: Voxels a cubic B-spline needs along each axis: ITK's B-spline resampling of a thinner image reads past it
-#: (a segmentation fault that would end the whole batch).
+#: Voxels a cubic B-spline needs along each axis: ITK's B-spline resampling of an image 2 or 3 voxels thick reads
+#: past it (a segmentation fault that ends the whole batch). A single-voxel axis is handled apart by ITK and is safe
+#: (a single-slice L3 image resamples in-plane).
 BSPLINE_SUPPORT = 4
 
 
 def _check_interpolation_support(image: sitk.Image, interpolator: Any) -> None:
-    """Raise :class:`SettingsError` when B-spline resampling is asked of an image with fewer than
-    :data:`BSPLINE_SUPPORT` voxels along an axis (a 2- or 3-slice series), naming the axis and the fix."""
+    """Raise :class:`SettingsError` when B-spline resampling is asked of an image 2 to :data:`BSPLINE_SUPPORT` - 1
+    voxels thick along an axis (a 2- or 3-slice series), naming the axis and the fix; one voxel is allowed."""
     name = interpolator if isinstance(interpolator, str) else {sitk.sitkBSpline: "sitkBSpline"}.get(interpolator, "")
     if name not in ("sitkBSpline", "sitkBSpline3"):
         return
-    thin = [f"{'xyz'[axis]} ({size} voxels)" for axis, size in enumerate(image.GetSize()) if size < BSPLINE_SUPPORT]
+    thin = [f"{'xyz'[axis]} ({size} voxels)" for axis, size in enumerate(image.GetSize()) if 1 < size < BSPLINE_SUPPORT]
     if thin:
         raise SettingsError(f"the image is too thin for B-spline resampling along {', '.join(thin)}: a cubic "
-                            f"B-spline needs {BSPLINE_SUPPORT} voxels per axis; set interpolator: sitkLinear in the "
-                            f"parameters, or drop resampledPixelSpacing")
+                            f"B-spline needs {BSPLINE_SUPPORT} voxels per axis (or a single one); set interpolator: "
+                            f"sitkLinear in the parameters, or drop resampledPixelSpacing")
 
 
 def _prepare_region(image: sitk.Image, mask: sitk.Image, label: int, stats: sitk.LabelShapeStatisticsImageFilter,

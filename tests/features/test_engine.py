@@ -110,3 +110,34 @@ def test_matches_pyradiomics_baseline(pyradiomics_data: Path) -> None:
             assert difference < 0.03, f"{case} {name}: {ours} vs baseline {value}"
     assert compared > 400
     print(f"baseline: {compared} values, worst relative difference {worst_overall:.3g}")
+
+
+
+def test_a_single_slice_image_resamples_with_b_splines_like_pyradiomics(tmp_path: Path) -> None:
+    """ITK treats a one-voxel axis apart, so the B-spline guard for 2- and 3-slice series lets a single slice through;
+    the values must still be PyRadiomics' own."""
+    import SimpleITK as sitk
+    from radiomics import featureextractor
+
+    rng = np.random.default_rng(3)
+    image = sitk.GetImageFromArray(rng.normal(40, 20, size=(1, 64, 64)).astype(np.float32))
+    image.SetSpacing((0.7, 0.7, 5.0))
+    array = np.zeros((1, 64, 64), np.uint8)
+    array[0, 20:44, 18:40] = 1
+    mask = sitk.GetImageFromArray(array)
+    mask.CopyInformation(image)
+    sitk.WriteImage(image, str(tmp_path / "image.nrrd"))
+    sitk.WriteImage(mask, str(tmp_path / "mask.nrrd"))
+    params = {"setting": {"binWidth": 25, "resampledPixelSpacing": [1, 1, 1], "interpolator": "sitkBSpline",
+                          "force2D": True},
+              "imageType": {"Original": {}}, "featureClass": {"firstorder": None}}
+    reference = featureextractor.RadiomicsFeatureExtractor(copy.deepcopy(params))
+    expected = {k: float(v) for k, v in reference.execute(str(tmp_path / "image.nrrd"),
+                                                          str(tmp_path / "mask.nrrd")).items()
+                if k.startswith("original_")}
+    cohort = pd.DataFrame([{"case_id": "slice", "image": str(tmp_path / "image.nrrd"),
+                            "mask": str(tmp_path / "mask.nrrd")}])
+    table = extract_features(cohort, params=params, labels=[1])
+    assert not table.loc[0, "error"]
+    row = table.iloc[0]
+    assert expected and all(np.isclose(row[k], v) for k, v in expected.items())
