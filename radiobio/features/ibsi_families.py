@@ -226,7 +226,8 @@ def _dispersion(values: np.ndarray, prefix: str, mean: float, sd: float) -> dict
         f"{prefix}_iqr": float(p75 - p25),
         f"{prefix}_range": float(values.max() - values.min()),
         f"{prefix}_mad": float(np.mean(np.abs(values - mean))),
-        f"{prefix}_rmad": float(np.mean(np.abs(robust - robust.mean()))),
+        # No voxel lies within [p10, p90] in some tiny ROIs (two distinct values): the robust MAD is undefined.
+        f"{prefix}_rmad": float(np.mean(np.abs(robust - robust.mean()))) if robust.size else float("nan"),
         f"{prefix}_medad": float(np.mean(np.abs(values - median))),
         f"{prefix}_cov": float(sd / mean) if sd > 0 else 0.0,
         f"{prefix}_qcod": float((p75 - p25) / (p75 + p25)) if (p75 + p25) != 0 else float("nan"),
