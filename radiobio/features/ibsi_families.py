@@ -43,10 +43,6 @@ FAMILIES: tuple[str, ...] = ("stat", "ih", "ivh", "loc", "morph", "dzm")
 # Radius of a sphere of 1 cm^3, in mm: the neighbourhood of the local intensity peaks.
 PEAK_RADIUS_MM = float((3.0 / (4.0 * np.pi)) ** (1.0 / 3.0) * 10.0)
 
-# Moran's I and Geary's C are computed exactly over all voxel pairs up to this many voxels; above it, they are
-# estimated from random subsets of 100 voxels until their standard error falls below 0.002 (as MIRP does).
-_SPATIAL_EXACT_MAX = 10_000
-
 
 def ibsi_family_features(
     intensities: np.ndarray,
@@ -59,7 +55,6 @@ def ibsi_family_features(
     intensity_range: tuple[float | None, float | None] | None = None,
     ivh_bin_width: float | None = None,
     families: Iterable[str] | None = None,
-    seed: int = 0,
 ) -> dict[str, float]:
     """IBSI 1 features of the families ``stat``, ``ih``, ``ivh``, ``loc``, ``morph`` and ``dzm``, keyed by IBSI tag.
 
@@ -90,8 +85,6 @@ def ibsi_family_features(
         phantom whose intensities are already its grey levels).
     families:
         Families to compute (any of :data:`FAMILIES`); all of them by default.
-    seed:
-        Seed of the random voxel subsets that estimate Moran's I and Geary's C in ROIs above 10 000 voxels.
 
     Returns
     -------
@@ -139,7 +132,7 @@ def ibsi_family_features(
     if "loc" in selected:
         features.update(local_intensity_features(image, roi, spacing))
     if "morph" in selected:
-        features.update(morphology_features(image, morph, roi, spacing, seed=seed))
+        features.update(morphology_features(image, morph, roi, spacing))
     if "dzm" in selected:
         assert levels is not None
         features.update(distance_zone_features(levels, morph, roi))
@@ -406,51 +399,41 @@ def _ellipsoid_area(semi_axes: np.ndarray, degree: int = 20) -> float:
     return float(4.0 * np.pi * c * b * legval((alpha**2 + beta**2) / (2.0 * alpha * beta), coefficients))
 
 
-def _spatial_sums(positions: np.ndarray, dev: np.ndarray) -> tuple[float, float, float]:
-    """Sums over voxel pairs i < j of w, w * dev_i * dev_j and w * (dev_i - dev_j)^2 with w = 1 / distance."""
-    n = len(dev)
-    w_sum = moran = geary = 0.0
-    block = max(1, 2_000_000 // max(n, 1))
-    for first in range(0, n, block):
-        rows = np.arange(first, min(first + block, n))
-        distance = np.sqrt(((positions[rows, None, :] - positions[None, :, :]) ** 2).sum(axis=-1))
-        upper = np.arange(n)[None, :] > rows[:, None]
-        w = np.where(upper, 1.0 / np.where(upper, distance, 1.0), 0.0)
-        w_sum += float(w.sum())
-        moran += float(np.sum(w * dev[rows, None] * dev[None, :]))
-        geary += float(np.sum(w * (dev[rows, None] - dev[None, :]) ** 2))
-    return w_sum, moran, geary
+def _spatial_autocorrelation(roi: np.ndarray, image: np.ndarray, spacing: np.ndarray) -> tuple[float, float]:
+    """Moran's I and Geary's C of the intensities in ``roi`` with inverse-distance weights over all voxel pairs.
 
+    The pair sums are convolutions of the ROI with the kernel 1 / distance (0 at the centre), computed exactly by
+    FFT over the ROI's bounding box, so no voxel subsets are sampled, whatever the ROI size.
+    """
+    from scipy.signal import fftconvolve
 
-def _moran_geary(positions: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    where = np.argwhere(roi)
+    crop = tuple(slice(a, b + 1) for a, b in zip(where.min(axis=0), where.max(axis=0)))
+    mask = roi[crop].astype(float)
+    values = image[crop][roi[crop]]
+    n = values.size
     dev = values - values.mean()
     denominator = float(np.sum(dev**2))
-    if len(values) < 2 or denominator <= 0:
+    if n < 2 or denominator <= 0:
+        # One voxel, or one intensity: ideal spatial correlation by convention.
         return 1.0, 1.0
-    w_sum, moran, geary = _spatial_sums(positions, dev)
-    n = len(values)
-    return n * moran / (w_sum * denominator), (n - 1.0) * geary / (2.0 * w_sum * denominator)
+    field = np.zeros(mask.shape)
+    field[roi[crop]] = dev
+    axes = [np.arange(-(k - 1), k) * s for k, s in zip(mask.shape, spacing)]
+    zz, yy, xx = np.meshgrid(*axes, indexing="ij")
+    distance = np.sqrt(zz**2 + yy**2 + xx**2)
+    kernel = np.divide(1.0, distance, out=np.zeros_like(distance), where=distance > 0)
+    near_mask = fftconvolve(mask, kernel, mode="same")
+    near_dev = fftconvolve(field, kernel, mode="same")
+    inside = roi[crop]
+    w_sum = 0.5 * float(np.sum(near_mask[inside]))  # sum over pairs i < j of w_ij
+    cross = float(np.sum(dev * near_dev[inside]))  # sum over i != j of w_ij dev_i dev_j
+    squared = float(np.sum(dev**2 * near_mask[inside])) - cross  # sum over i < j of w_ij (dev_i - dev_j)^2
+    return n * 0.5 * cross / (w_sum * denominator), (n - 1.0) * squared / (2.0 * w_sum * denominator)
 
 
-def _spatial_autocorrelation(positions: np.ndarray, values: np.ndarray, seed: int) -> tuple[float, float]:
-    n = len(values)
-    if n <= _SPATIAL_EXACT_MAX:
-        return _moran_geary(positions, values)
-    rng = np.random.default_rng(seed)
-    morans: list[float] = []
-    gearys: list[float] = []
-    while True:
-        subset = rng.choice(n, size=100, replace=False)
-        moran, geary = _moran_geary(positions[subset], values[subset])
-        morans.append(moran)
-        gearys.append(geary)
-        k = len(morans)
-        if k > 10 and max(np.std(morans), np.std(gearys)) / np.sqrt(k) <= 0.002:
-            return float(np.mean(morans)), float(np.mean(gearys))
-
-
-def morphology_features(image: np.ndarray, morph: np.ndarray, roi: np.ndarray, spacing: np.ndarray, *,
-                        seed: int = 0) -> dict[str, float]:
+def morphology_features(image: np.ndarray, morph: np.ndarray, roi: np.ndarray, spacing: np.ndarray
+                        ) -> dict[str, float]:
     """IBSI 3-D morphological features (``morph_*``, 25 tags) of a ROI.
 
     Volumes are in mm^3 (``morph_volume`` from a marching-cubes mesh of the morphological mask,
@@ -508,7 +491,7 @@ def morphology_features(image: np.ndarray, morph: np.ndarray, roi: np.ndarray, s
     out["morph_vol_dens_conv_hull"] = float(volume / hull.volume)
     out["morph_area_dens_conv_hull"] = float(area / hull.area)
     out["morph_integ_int"] = float(volume * values.mean())
-    out["morph_moran_i"], out["morph_geary_c"] = _spatial_autocorrelation(roi_pos, values, seed)
+    out["morph_moran_i"], out["morph_geary_c"] = _spatial_autocorrelation(roi, image, spacing)
     return {key: float(value) for key, value in out.items()}
 
 
