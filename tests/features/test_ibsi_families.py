@@ -1,4 +1,5 @@
-"""IBSI 1 feature families from numpy arrays: every reference row of the digital phantom, and hand-computed truths.
+"""IBSI 1 feature families from numpy arrays: every reference row of the digital phantom and of the CT phantom under
+configuration A (2D texture, no interpolation), and hand-computed truths.
 
 IBSI reference values are published to 3 significant digits; a tolerance of 0 therefore means "rounds to the
 reference value", i.e. a deviation of at most half a unit in the third significant digit.
@@ -19,7 +20,6 @@ from radiobio.features.ibsi_families import FAMILIES, ibsi_family_features
 from tests.conftest import require_data
 
 PHANTOM = ("ibsi", "ibsi_1_digital_phantom", "nifti")
-REFERENCE = ("ibsi", "reference_values", "ibsi_1_reference_values_digital_phantom.csv")
 
 
 def _all_tags() -> list[str]:
@@ -44,11 +44,27 @@ def _phantom_features() -> dict[str, float]:
     return ibsi_family_features(intensities, morphological_mask=roi, spacing_zyx_mm=image.GetSpacing()[::-1])
 
 
-@lru_cache(maxsize=1)
-def _reference() -> dict[str, tuple[str, str]]:
-    with open(require_data(*REFERENCE), encoding="utf-8-sig", newline="") as handle:
+@lru_cache(maxsize=2)
+def _reference(name: str = "digital_phantom") -> dict[str, tuple[str, str]]:
+    path = require_data("ibsi", "reference_values", f"ibsi_1_reference_values_{name}.csv")
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         return {row["tag"]: (row["reference value"].strip(), row["tolerance"].strip())
                 for row in csv.DictReader(handle)}
+
+
+@lru_cache(maxsize=1)
+def _ct_config_a_features() -> dict[str, float]:
+    """IBSI configuration A on the CT radiomics phantom: original grid, re-segmentation to [-500, 400] HU, fixed bin
+    size 25 HU counted from -500 HU; the IVH runs over the re-segmentation range in 1 HU steps."""
+    folder = ("ibsi", "ibsi_1_ct_radiomics_phantom", "nifti")
+    image = sitk.ReadImage(str(require_data(*folder, "image", "phantom.nii.gz")))
+    mask = sitk.ReadImage(str(require_data(*folder, "mask", "mask.nii.gz")))
+    hu = sitk.GetArrayFromImage(image).astype(float)
+    roi = sitk.GetArrayFromImage(mask) > 0
+    kept = roi & (hu >= -500) & (hu <= 400)
+    grey = np.where(kept, np.floor((hu + 500) / 25) + 1, 0)
+    return ibsi_family_features(hu, morphological_mask=roi, intensity_mask=kept, grey_levels=grey,
+                                intensity_range=(-500.0, 400.0), spacing_zyx_mm=image.GetSpacing()[::-1])
 
 
 def _allowed_deviation(reference: float, tolerance: float) -> float:
@@ -68,6 +84,16 @@ def test_digital_phantom_matches_ibsi_reference(tag: str) -> None:
         pytest.skip(f"{tag}: IBSI gives no reference value (not standardised)")
     expected, tolerance = float(value_text), float(tolerance_text or 0)
     value = _phantom_features()[tag]
+    assert abs(value - expected) <= _allowed_deviation(expected, tolerance), (tag, value, expected, tolerance)
+
+
+@pytest.mark.parametrize("tag", [tag for tag in TAGS if not tag.endswith(("_2_5D", "_3D"))])
+def test_ct_phantom_configuration_a_matches_ibsi_reference(tag: str) -> None:
+    value_text, tolerance_text = _reference("config_A").get(tag, ("", ""))
+    if value_text in ("", "—", "-"):
+        pytest.skip(f"{tag}: no configuration A reference value")
+    expected, tolerance = float(value_text), float(tolerance_text or 0)
+    value = _ct_config_a_features()[tag]
     assert abs(value - expected) <= _allowed_deviation(expected, tolerance), (tag, value, expected, tolerance)
 
 
