@@ -194,7 +194,11 @@ def _check_grey_levels(grey_levels: np.ndarray, shape: tuple[int, ...], roi: np.
 
 def _intensity_range(values: np.ndarray, intensity_range: tuple[float | None, float | None] | None
                      ) -> tuple[float, float]:
-    low, high = (None, None) if intensity_range is None else intensity_range
+    if intensity_range is None:
+        intensity_range = (None, None)
+    if len(intensity_range) != 2:
+        raise SettingsError(f"intensity_range must be (lower, upper) in intensity units; got {intensity_range}")
+    low, high = intensity_range
     low = float(values.min()) if low is None or not np.isfinite(low) else float(low)
     high = float(values.max()) if high is None or not np.isfinite(high) else float(high)
     if high < low:

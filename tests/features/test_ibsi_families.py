@@ -259,6 +259,10 @@ def test_bad_input_raises_radiobio_errors() -> None:
         ibsi_family_features(image, morphological_mask=mask, spacing_zyx_mm=(1, 0, 1))
     with pytest.raises(SettingsError, match="grey_levels"):
         ibsi_family_features(image * 0.5, morphological_mask=mask, spacing_zyx_mm=(1, 1, 1), families=["ih"])
+    with pytest.raises(SettingsError, match="intensity_range"):
+        ibsi_family_features(image, morphological_mask=mask, spacing_zyx_mm=(1, 1, 1), intensity_range=(400.0,))
+    with pytest.raises(SettingsError, match="ivh_bin_width"):
+        ibsi_family_features(image, morphological_mask=mask, spacing_zyx_mm=(1, 1, 1), ivh_bin_width=0.0)
     outside = mask.copy()
     outside[0, 0, 0] = False
     with pytest.raises(MaskError, match="outside morphological_mask"):
