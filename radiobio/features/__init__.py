@@ -18,12 +18,14 @@ _LAZY = {
     "robust_features": "radiobio.features.robustness",
     "perturb_cohort": "radiobio.features.robustness",
     "to_wide": "radiobio.features.wide",
+    "ibsi_family_features": "radiobio.features.ibsi_families",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
     from radiobio.features.extraction import extract_features, read_feature_table
+    from radiobio.features.ibsi_families import ibsi_family_features
     from radiobio.features.robustness import icc, perturb_cohort, robust_features, robustness_table
     from radiobio.features.settings import load_params
     from radiobio.features.wide import to_wide
