@@ -191,8 +191,8 @@ BSPLINE_SUPPORT = 4
 def _check_interpolation_support(image: sitk.Image, interpolator: Any) -> None:
     """Raise :class:`SettingsError` when B-spline resampling is asked of an image 2 to :data:`BSPLINE_SUPPORT` - 1
     voxels thick along an axis (a 2- or 3-slice series), naming the axis and the fix; one voxel is allowed."""
-    name = interpolator if isinstance(interpolator, str) else {sitk.sitkBSpline: "sitkBSpline"}.get(interpolator, "")
-    if name not in ("sitkBSpline", "sitkBSpline3"):
+    code = getattr(sitk, interpolator, None) if isinstance(interpolator, str) else interpolator
+    if code != sitk.sitkBSpline:  # sitkBSpline and sitkBSpline3 are one code
         return
     thin = [f"{'xyz'[axis]} ({size} voxels)" for axis, size in enumerate(image.GetSize()) if 1 < size < BSPLINE_SUPPORT]
     if thin:
