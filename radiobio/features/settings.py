@@ -15,7 +15,7 @@ from radiobio.errors import SettingsError
 
 PRESET_DIR = Path(__file__).with_name("params")
 PRESETS = tuple(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
-SECTIONS = ("imageType", "featureClass", "setting", "voxelSetting")
+SECTIONS = ("imageType", "featureClass", "setting", "voxelSetting", "ibsi")
 
 
 def load_params(params: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
@@ -46,7 +46,10 @@ def load_params(params: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     unknown = set(loaded) - set(SECTIONS)
     if unknown:
         raise SettingsError(f"{source}: unknown section(s) {sorted(unknown)}; allowed: {', '.join(SECTIONS)}")
-    _validate_with_pyradiomics(loaded, source)
+    from radiobio.features.ibsi import check_section
+
+    check_section(loaded.get("ibsi"), source)  # radiobio's own section: the IBSI convention's processing
+    _validate_with_pyradiomics({k: v for k, v in loaded.items() if k != "ibsi"}, source)
     _refuse_quoted_numbers(loaded, source)
     return loaded
 
