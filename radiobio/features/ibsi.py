@@ -44,14 +44,14 @@ AGGREGATIONS = ("2D_avg", "2D_comb", "2_5D_avg", "2_5D_comb", "3D_avg", "3D_comb
 #: The keys of the ``ibsi`` section of a parameter file, with what each takes.
 SECTION_KEYS = {
     "aggregation": "a list of texture aggregations: " + ", ".join(AGGREGATIONS),
-    "families": "a list of IBSI families PyRadiomics has no class for: ivh, loc, dzm",
+    "families": "a list of IBSI families PyRadiomics has no class for: ivh, loc, dzm, and diag (the diagnostics)",
     "roundIntensities": "true or false: round interpolated intensities to integers (IBSI does so for CT)",
     "outlierSigma": "a positive number k: keep intensities within mean +- k SD of the ROI (IBSI: 3)",
     "discretise": "true or false: false takes the intensities as grey levels (positive integers)",
     "ivhBinWidth": "a positive number: the intensity-volume histogram's step, from the range's lower bound",
     "ivhBinCount": "a positive integer: the intensity-volume histogram over that many bins of the ROI's range",
 }
-EXTRA_FAMILIES = ("ivh", "loc", "dzm")
+EXTRA_FAMILIES = ("ivh", "loc", "dzm", "diag")
 #: PyRadiomics feature class -> the IBSI families it stands for under the IBSI convention.
 CLASS_FAMILIES = {"shape": ("morph",), "firstorder": ("stat", "ih"), "glcm": ("cm",), "glrlm": ("rlm",),
                   "glszm": ("szm",), "gldm": ("ngl",), "ngtdm": ("ngt",)}
@@ -125,6 +125,7 @@ class IbsiSettings:
     texture_settings: dict[str, Any]
     ivh_bin_width: float | None
     ivh_bin_count: int | None = None
+    diagnostics: bool = False
 
 
 def check_convention(convention: Any) -> str:
@@ -239,7 +240,7 @@ def ibsi_settings(params: dict[str, Any]) -> IbsiSettings:
     aggregations = _aggregations(setting, section)
     enabled = [name for name in classes if name in CLASS_FAMILIES]
     families = [family for name in enabled if name not in TEXTURE_CLASSES for family in CLASS_FAMILIES[name]]
-    families += list(section.get("families", []))
+    families += [family for family in section.get("families", []) if family != "diag"]
     texture = {key: setting[key] for key in ("distances", "gldm_a") if key in setting}
     return IbsiSettings(
         spacing=tuple(float(v) for v in spacing) if spacing is not None and interpolator_name is not None else None,
@@ -249,7 +250,8 @@ def ibsi_settings(params: dict[str, Any]) -> IbsiSettings:
         bin_count=int(bin_count) if bin_count is not None else None, discretise=discretise,
         aggregations=aggregations, families=tuple(dict.fromkeys(families)),
         texture_classes=tuple(name for name in TEXTURE_CLASSES if name in enabled), texture_settings=texture,
-        ivh_bin_width=section.get("ivhBinWidth"), ivh_bin_count=section.get("ivhBinCount"))
+        ivh_bin_width=section.get("ivhBinWidth"), ivh_bin_count=section.get("ivhBinCount"),
+        diagnostics="diag" in section.get("families", []))
 
 
 def _refuse(condition: Any, what: str, why: str) -> None:
@@ -444,6 +446,7 @@ def _ibsi_class(cls: type) -> type:
             return levels
 
     IbsiGreyLevels.__name__ = f"Ibsi{cls.__name__}"
+    IbsiGreyLevels.__module__ = cls.__module__  # PyRadiomics names each instance's logger after its module
     return IbsiGreyLevels
 
 
@@ -455,10 +458,9 @@ def _feature_class(name: str) -> type:
         import importlib
         import logging
 
-        import radiomics
-
         module = importlib.import_module(f"radiomics.{name}")
-        radiomics.setVerbosity(logging.ERROR)  # e.g. its note that SumAverage is 2 x JointAverage
+        # the classes log a warning per instance (e.g. that Sum Average is 2 x Joint Average): errors only
+        logging.getLogger(f"radiomics.{name}").setLevel(logging.ERROR)
         _CLASSES[name] = _ibsi_class(getattr(module, f"Radiomics{name.upper()}"))
     return _CLASSES[name]
 
@@ -524,6 +526,53 @@ def texture_features(region: IbsiRegion, settings: IbsiSettings) -> dict[str, fl
 # -------------------------------------------------------------------------------------------------------- one case
 
 
+def diagnostic_features(image: sitk.Image, roi: sitk.Image, region: IbsiRegion, settings: IbsiSettings
+                        ) -> dict[str, float]:
+    """IBSI diagnostic features (reference manual, section 4.2) keyed by IBSI tag: the image's and each mask's
+    dimensions (voxels), voxel sizes (mm), bounding boxes (voxels), voxel counts and intensities, before and after
+    interpolation and after re-segmentation."""
+    values: dict[str, float] = {}
+    original = sitk.GetArrayFromImage(image).astype(float)
+    initial_roi = sitk.GetArrayFromImage(roi) > 0
+    if settings.spacing is not None:
+        size, spacing, origin = ibsi_grid(image, settings.spacing)
+        reference = sitk.Image(size, sitk.sitkFloat32)
+        reference.SetSpacing(spacing)
+        reference.SetOrigin(origin)
+        reference.SetDirection(image.GetDirection())
+        interpolated = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(image, sitk.sitkFloat64), reference,
+                                                            sitk.Transform(), settings.interpolator, 0.0,
+                                                            sitk.sitkFloat64))
+        if settings.round_intensities:
+            interpolated = np.round(interpolated)
+    else:
+        size, spacing, interpolated = image.GetSize(), image.GetSpacing(), original
+    for stage, array, dims, voxel in (("init", original, image.GetSize(), image.GetSpacing()),
+                                      ("interp", interpolated, size, spacing)):
+        for axis, n, s in zip("xyz", dims, voxel):
+            values[f"img_dim_{axis}_{stage}_img"] = float(n)
+            values[f"vox_dim_{axis}_{stage}_img"] = float(s)
+        values.update({f"mean_int_{stage}_img": float(array.mean()), f"min_int_{stage}_img": float(array.min()),
+                       f"max_int_{stage}_img": float(array.max())})
+    masks = (("init", original, initial_roi, initial_roi, image.GetSize()),
+             ("interp", region.intensities, region.morphological_mask, region.morphological_mask, size),
+             ("reseg", region.intensities, region.intensity_mask, region.morphological_mask, size))
+    for stage, array, intensity_mask, morph_mask, dims in masks:
+        for axis, n in zip("xyz", dims):
+            values[f"int_mask_dim_{axis}_{stage}_roi"] = float(n)
+        for kind, mask in (("int", intensity_mask), ("morph", morph_mask)):
+            where = np.argwhere(mask)
+            extent = where.max(axis=0) - where.min(axis=0) + 1
+            for axis, n in zip("xyz", extent[::-1]):
+                values[f"{kind}_mask_bb_dim_{axis}_{stage}_roi"] = float(n)
+            values[f"{kind}_mask_vox_count_{stage}_roi"] = float(mask.sum())
+        inside = array[intensity_mask]
+        values.update({f"int_mask_mean_int_{stage}_roi": float(inside.mean()),
+                       f"int_mask_min_int_{stage}_roi": float(inside.min()),
+                       f"int_mask_max_int_{stage}_roi": float(inside.max())})
+    return values
+
+
 def _binned_ivh(region: IbsiRegion, count: int) -> dict[str, float]:
     """IBSI intensity-volume histogram over ``count`` fixed bins of the ROI's intensity range (IBSI configurations
     with a fixed bin number): the bins 1..count are the intensities."""
@@ -567,7 +616,11 @@ def ibsi_case_features(image: sitk.Image, mask: sitk.Image, labels: list[int], s
             if "ivh" in settings.families and settings.ivh_bin_count is not None:
                 values.update(_binned_ivh(region, settings.ivh_bin_count))
             values.update(texture_features(region, settings))
-            features[label] = OrderedDict((f"original_{tag}", value) for tag, value in values.items())
+            named = OrderedDict((f"original_{tag}", value) for tag, value in values.items())
+            if settings.diagnostics:
+                named.update((f"diagnostics_{tag}", value)
+                             for tag, value in diagnostic_features(image, roi, region, settings).items())
+            features[label] = named
         except Exception as exc:  # one label's failure is that label's error row
             errors[label] = _label_error(label, exc)
     return features, errors
