@@ -10,6 +10,7 @@ EXAMPLE = """examples:
   radiobio extract results/cohort.csv -p ct -o results/features.parquet -j -1
   radiobio extract cohort.csv -p mr --labels anterior=1,posterior=2 -o features.csv
   radiobio extract pyradiomics_batch.csv -p params.yaml -o features.csv --scheduler tcp://10.0.0.5:8786
+  radiobio extract cohort.csv -p ibsi-ct --convention ibsi -o features_ibsi.parquet
 
 exit code: 0 every case ok, 1 some case or label failed (its row holds the error), 2 usage error (nothing run).
 A label absent from a case's mask is not a failure: its row has no features and a note.
@@ -23,7 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                "(CSV/Parquet manifest, or a PyRadiomics batch CSV).",
                                    epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cohort", help="cohort manifest (.csv, .parquet) or PyRadiomics batch CSV")
-    parser.add_argument("-p", "--params", default="ct", help="preset (ct, mr, ibsi) or PyRadiomics YAML [ct]")
+    parser.add_argument("-p", "--params", default="ct",
+                        help="preset (ct, mr, ibsi-ct, ibsi-config-a ... -e) or PyRadiomics YAML [ct]")
+    parser.add_argument("--convention", default="pyradiomics", choices=("pyradiomics", "ibsi"),
+                        help="feature names, definitions and image processing: PyRadiomics' or IBSI 1's "
+                             "[pyradiomics]")
     parser.add_argument("-o", "--out", required=True, help="output table (.parquet, .csv or .tsv); resumable")
     add_jobs(parser)
     parser.add_argument("--scheduler", default=None, help="Dask scheduler address (runs on that cluster)")
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         table = extract_features(args.cohort, params=args.params, mask_column=args.mask_column,
                                  image_column=args.image_column, labels=args.labels, jobs=args.jobs,
                                  executor=client, out=args.out, progress=not args.quiet,
-                                 resample_masks=args.resample_masks)
+                                 resample_masks=args.resample_masks, convention=args.convention)
     except RadiobioError as exc:
         return fail("extract", exc)
     finally:

@@ -73,9 +73,12 @@ class LabelRegion:
 
 
 def extract_case_features(image_path: str | sitk.Image, mask_path: str | sitk.Image, labels: list[int] | None,
-                          params: dict[str, Any],
-                          key: str) -> tuple[dict[int, OrderedDict], dict[int, str], list[int], dict[int, str]]:
+                          params: dict[str, Any], key: str, *, ibsi: Any = None
+                          ) -> tuple[dict[int, OrderedDict], dict[int, str], list[int], dict[int, str]]:
     """Compute features of every label of one case (image and mask given as paths or as images already read).
+
+    ``ibsi``: checked :class:`radiobio.features.ibsi.IbsiSettings` to compute the features under the IBSI convention
+    (:func:`radiobio.features.ibsi.ibsi_case_features`) instead of PyRadiomics' pipeline.
 
     A mask on the image's voxels stored with flipped or permuted axes is reoriented exactly; on any other grid it is
     refused unless ``correctMask`` is set (then resampled as PyRadiomics does).
@@ -88,11 +91,12 @@ def extract_case_features(image_path: str | sitk.Image, mask_path: str | sitk.Im
     """
     from radiomics import imageoperations
 
-    extractor = pyradiomics_extractor(params, key)
+    extractor = pyradiomics_extractor({k: v for k, v in params.items() if k != "ibsi"}, key)
     settings = dict(extractor.settings)
     image = image_path if isinstance(image_path, sitk.Image) else read_image(image_path)
     mask = as_label_map(mask_path if isinstance(mask_path, sitk.Image) else read_image(mask_path), "mask")
-    _check_dimensions(image, extractor, settings)
+    if ibsi is None:
+        _check_dimensions(image, extractor, settings)
     tolerance = settings.get("geometryTolerance") or ITK_DEFAULT_TOLERANCE
     sitk.ProcessObject.SetGlobalDefaultCoordinateTolerance(tolerance)  # as PyRadiomics sets it for its checks
     sitk.ProcessObject.SetGlobalDefaultDirectionTolerance(tolerance)
@@ -112,6 +116,13 @@ def extract_case_features(image_path: str | sitk.Image, mask_path: str | sitk.Im
         raise MaskError("mask is empty (no non-zero voxel); nothing to extract")
     if labels is None:
         labels = present
+    if ibsi is not None:
+        from radiobio.features.ibsi import ibsi_case_features
+
+        wanted = [label for label in labels if label in present]
+        notes = {label: _absent(label, present) for label in labels if label not in present}
+        features, errors = ibsi_case_features(image, mask, wanted, ibsi)
+        return features, errors, list(labels), notes
     if settings.get("normalize", False):
         image = imageoperations.normalizeImage(image, **settings)
 
@@ -126,7 +137,7 @@ def extract_case_features(image_path: str | sitk.Image, mask_path: str | sitk.Im
     regions: dict[int, LabelRegion] = {}
     for label in labels:
         if label not in present:
-            notes[label] = f"label {label} absent from the mask (labels present: {present})"
+            notes[label] = _absent(label, present)
             continue
         try:
             region = _prepare_region(image, mask, label, shape_stats, settings, resampling, per_label_filters)
@@ -166,6 +177,10 @@ def extract_case_features(image_path: str | sitk.Image, mask_path: str | sitk.Im
                                       features, errors, regions, cropped=False,
                                       offset=(start, tuple(n - e for n, e in zip(size, stop))))
     return {k: v for k, v in features.items() if k not in errors}, errors, list(labels), notes
+
+
+def _absent(label: int, present: list[int]) -> str:
+    return f"label {label} absent from the mask (labels present: {present})"
 
 
 def _check_dimensions(image: sitk.Image, extractor: Any, settings: dict[str, Any]) -> None:

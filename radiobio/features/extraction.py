@@ -18,6 +18,7 @@ import pandas as pd
 
 from radiobio.batch import Case, load_cases, order_like, run_batch
 from radiobio.errors import CohortError, SettingsError
+from radiobio.features.ibsi import IBSI_FAMILIES, IbsiSettings, check_convention, ibsi_settings
 from radiobio.features.settings import load_params, params_hash, preset_name
 from radiobio.labels import label_map
 from radiobio.provenance import manifest_path
@@ -39,16 +40,18 @@ class ExtractionSettings:
     mask_column: str
     preset: str | None = None
     labels: dict[str, int] | None = None  #: NamedLabels renumber each mask by its own label names
+    convention: str = "pyradiomics"
+    ibsi: IbsiSettings | None = None  #: the checked IBSI processing when ``convention`` is ``"ibsi"``
 
 
 def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] = "ct", mask_column: str = "mask",
                      image_column: str = "image", labels: LabelSpec = None, jobs: int | None = None,
                      executor: Any = None, out: str | os.PathLike | None = None, progress: bool = False,
-                     resample_masks: bool = False) -> pd.DataFrame:
-    """Extract PyRadiomics features for every case and label of a cohort.
+                     resample_masks: bool = False, convention: str = "pyradiomics") -> pd.DataFrame:
+    """Extract radiomics features for every case and label of a cohort.
 
     ``cohort``: a cohort table or manifest path (see :func:`radiobio.read_cohort`). ``params``: a preset
-    (``"ct"``, ``"mr"``, ``"ibsi"``, any case), a PyRadiomics YAML file, or a dict. ``labels``: ``None`` for every
+    (``"ct"``, ``"mr"``, ``"ibsi-ct"``, ``"ibsi-config-a"``..., any case), a PyRadiomics YAML file, or a dict. ``labels``: ``None`` for every
     non-zero label of each mask, a list of label values, or ``{name: value}``; the ``label_name`` column names each
     label (the number as text without names). A requested label absent from a case's mask gives a row without
     features and a ``note``, not an error. A cohort column ``label`` (PyRadiomics batch files) selects labels per
@@ -56,24 +59,39 @@ def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] 
     ``distributed.Client`` (or any ``concurrent.futures`` executor) instead. ``out``: a ``.parquet``, ``.csv`` or
     ``.tsv`` path, checked before the first case; finished cases are saved as they complete and skipped when the
     same command runs again with the same parameters. ``resample_masks``: a mask on another grid is resampled onto
-    the image (PyRadiomics' ``correctMask``).
+    the image (PyRadiomics' ``correctMask``). ``convention``: ``"pyradiomics"`` (PyRadiomics' names, definitions and
+    image processing) or ``"ibsi"`` (IBSI 1 image processing, tags and definitions; see :mod:`radiobio.features.ibsi`
+    and the ``ibsi-*`` presets).
 
     Returns one row per (``case_id``, ``label``): cohort columns, ``label``, ``label_name``, ``note``, ``error``
-    (``""`` when the label succeeded) and features named as PyRadiomics names them, in PyRadiomics' units (mm, mm²,
-    mm³ for shape). Provenance (parameters, preset, labels, hash, versions) is in ``attrs["provenance"]`` and in the
-    output file's metadata.
+    (``""`` when the label succeeded) and features: under ``"pyradiomics"`` named as PyRadiomics names them, in
+    PyRadiomics' units (mm, mm², mm³ for shape); under ``"ibsi"`` named ``original_<IBSI tag>`` in IBSI's units (mm,
+    mm², mm³ for morphology), with ``diagnostics_<IBSI tag>`` columns when the ``diag`` family is asked for.
+    Provenance (convention, parameters, preset, labels, hash, versions) is in ``attrs["provenance"]`` and in the
+    output file's metadata; resuming a table made under the other convention is refused.
     """
+    check_convention(convention)
     out_path = check_table_suffix(out) if out is not None else None
     parameters = load_params(params)
     if resample_masks:
         parameters.setdefault("setting", {})["correctMask"] = True
-    key = params_hash(parameters)
+    ibsi = None
+    if convention == "ibsi":
+        ibsi = ibsi_settings(parameters)
+    elif "ibsi" in parameters:
+        raise SettingsError(f"parameters {_params_name(params)} have an ibsi section, which only the IBSI convention "
+                            f"reads: pass convention='ibsi' (radiobio extract --convention ibsi)")
+    key = params_hash(parameters) if convention == "pyradiomics" else params_hash({**parameters,
+                                                                                  "convention": convention})
+    if out_path is not None:
+        _check_resumable(out_path, convention)
     wanted = label_map(labels)
     table = load_cases(cohort, stage="extract", required=(image_column, mask_column))
     if mask_column not in table.columns:  # pragma: no cover - load_cases raised already
         raise CohortError(f"cohort has no mask column {mask_column!r}")
     frame = _case_rows(table, image_column, mask_column, wanted)
-    settings = ExtractionSettings(parameters, key, image_column, mask_column, preset_name(params), wanted)
+    settings = ExtractionSettings(parameters, key, image_column, mask_column, preset_name(params), wanted,
+                                  convention, ibsi)
 
     store = PartStore(out_path, key) if out_path is not None else None
     previous = _previous_rows(out_path, store, key)
@@ -87,8 +105,8 @@ def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] 
     kept = previous[~previous["case_id"].isin(fresh_ids)] if len(previous) else previous
     features = _assemble(table, kept, rows, wanted)
     features.attrs["provenance"] = provenance(parameters, key, mask_column, preset=preset_name(params),
-                                              labels=wanted, cohort=cohort,
-                                              resumed_cases=len(frame) - len(todo))
+                                              labels=wanted, cohort=cohort, resumed_cases=len(frame) - len(todo),
+                                              convention=convention)
     if out_path is not None:
         write_table(features, out_path)
         store.clear()
@@ -103,14 +121,15 @@ def read_feature_table(path: str | os.PathLike) -> pd.DataFrame:
 
 def provenance(parameters: dict[str, Any], key: str, mask_column: str, *, preset: str | None = None,
                labels: Mapping[str, int] | None = None, cohort: Any = None,
-               resumed_cases: int = 0) -> dict[str, Any]:
-    """Parameters, preset, labels, their hash and the versions of radiobio, PyRadiomics, SimpleITK and NumPy."""
+               resumed_cases: int = 0, convention: str = "pyradiomics") -> dict[str, Any]:
+    """Convention, parameters, preset, labels, their hash and the versions of radiobio, PyRadiomics, SimpleITK and
+    NumPy."""
     import radiomics
     import SimpleITK as sitk
 
     from radiobio import __version__
 
-    return {"stage": "extract", "params": parameters, "preset": preset, "params_hash": key,
+    return {"stage": "extract", "convention": convention, "params": parameters, "preset": preset, "params_hash": key,
             "labels": dict(labels) if labels else None, "mask_column": mask_column,
             "cohort": manifest_path(cohort), "resumed_cases": resumed_cases,
             "radiobio": __version__, "pyradiomics": radiomics.__version__, "SimpleITK": sitk.Version_VersionString(),
@@ -127,7 +146,7 @@ def extract_case(settings: ExtractionSettings, case: Case) -> list[dict[str, Any
     image = case.image(settings.image_column, check=False)  # the series the cohort's series columns choose
     mask = case.mask(settings.mask_column, check=False)  # label files, segmenter folders, SEG, RS.dcm#ROI
     features, errors, done, notes = extract_case_features(image, mask, list(labels) if labels else None,
-                                                          settings.params, settings.params_key)
+                                                          settings.params, settings.params_key, ibsi=settings.ibsi)
     mismatch = _modality_mismatch(settings.preset, case.value("modality"))
     if mismatch:
         case.note(mismatch)
@@ -140,7 +159,8 @@ def extract_case(settings: ExtractionSettings, case: Case) -> list[dict[str, Any
 
 
 #: The modality each preset was made for, and the ``modality`` cohort values (DICOM codes and plain words) of each.
-PRESET_MODALITIES = {"ct": {"CT"}, "mr": {"MR", "MRI"}}
+PRESET_MODALITIES = {"ct": {"CT"}, "mr": {"MR", "MRI"}, "ibsi-ct": {"CT"},
+                     **{f"ibsi-config-{c}": {"CT"} for c in "abcde"}}
 
 
 def _modality_mismatch(preset: str | None, modality: Any) -> str:
@@ -150,8 +170,27 @@ def _modality_mismatch(preset: str | None, modality: Any) -> str:
     value = str(modality).strip().upper()
     known = {m for values in PRESET_MODALITIES.values() for m in values}
     if value in known and value not in PRESET_MODALITIES[preset]:
-        return f"preset {preset!r} is made for {preset.upper()} images, but modality is {modality!r}"
+        made_for = "/".join(sorted(PRESET_MODALITIES[preset]))
+        return f"preset {preset!r} is made for {made_for} images, but modality is {modality!r}"
     return ""
+
+
+def _params_name(params: Any) -> str:
+    return "(a dict)" if isinstance(params, dict) else repr(str(params))
+
+
+def _check_resumable(out: os.PathLike, convention: str) -> None:
+    """Refuse to resume (or overwrite) a feature table made under the other convention."""
+    if not os.path.exists(out):
+        return
+    try:
+        previous = read_table(out)
+    except Exception:  # an unreadable earlier output is simply recomputed
+        return
+    made = (previous.attrs.get("provenance") or {}).get("convention", "pyradiomics")
+    if made != convention:
+        raise SettingsError(f"{out} holds features of the {made!r} convention; this run uses {convention!r}, whose "
+                            f"names and values differ: write to another file, or delete {out} to replace it")
 
 
 def _file_bytes(path: Any) -> int:
@@ -250,6 +289,9 @@ def _assemble(table: pd.DataFrame, previous: pd.DataFrame, rows: list[dict[str, 
 
 
 def _is_feature(column: str) -> bool:
-    """True for PyRadiomics feature names: ``<image type>_<feature class>_<feature>``."""
+    """True for feature names: PyRadiomics' ``<image type>_<feature class>_<feature>``, IBSI's ``<image
+    type>_<family>_<feature>`` and the IBSI diagnostics ``diagnostics_<tag>``."""
     parts = str(column).split("_")
-    return len(parts) >= 3 and parts[1] in FEATURE_CLASSES
+    if len(parts) >= 3 and parts[0] == "diagnostics":
+        return True
+    return len(parts) >= 3 and (parts[1] in FEATURE_CLASSES or parts[1] in IBSI_FAMILIES)

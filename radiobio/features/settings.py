@@ -22,7 +22,7 @@ def load_params(params: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     """Return PyRadiomics parameters (``imageType``, ``featureClass``, ``setting``) from a preset, a YAML/JSON file or
     a dict, validated against PyRadiomics' own schema.
 
-    ``params`` is a preset name (``"ct"``, ``"mr"``, ``"ibsi"``), a path, or a dict in PyRadiomics' format.
+    ``params`` is a preset name (``"ct"``, ``"mr"``, ``"ibsi-ct"``, ``"ibsi-config-a"``...), a path, or a dict in PyRadiomics' format.
     Raises :class:`SettingsError` naming the problem.
     """
     if isinstance(params, dict):
@@ -55,7 +55,7 @@ def load_params(params: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
 
 
 def preset_name(params: Any) -> str | None:
-    """The preset ``params`` names (``"ct"``, ``"mr"``, ``"ibsi"``; any case), or ``None`` for a file or dict."""
+    """The preset ``params`` names (``"ct"``, ``"mr"``, ``"ibsi-ct"``...; any case), or ``None`` for a file or dict."""
     if isinstance(params, str) and params.lower() in PRESETS and not Path(params).is_file():
         return params.lower()
     return None

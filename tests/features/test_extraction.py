@@ -145,7 +145,7 @@ def test_unknown_preset_and_invalid_settings(good_cohort: pd.DataFrame) -> None:
         extract_features(good_cohort, params={"setting": {"binWidth": "wide"}}, progress=False)
 
 
-@pytest.mark.parametrize("preset", ["ct", "mr", "ibsi"])
+@pytest.mark.parametrize("preset", ["ct", "mr", "ibsi-ct", "ibsi-config-a", "ibsi-config-c"])
 def test_presets_load_and_validate(preset: str) -> None:
     from radiobio.features import load_params
 

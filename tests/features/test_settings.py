@@ -13,7 +13,7 @@ from radiobio.features.settings import PRESETS, load_params, params_hash, preset
 
 
 def test_presets_by_name_in_any_case() -> None:
-    assert set(PRESETS) >= {"ct", "mr", "ibsi"}
+    assert set(PRESETS) >= {"ct", "mr", "ibsi-ct", *(f"ibsi-config-{c}" for c in "abcde")}
     assert load_params("CT") == load_params("ct") and preset_name("Mr") == "mr"
     assert preset_name({"setting": {}}) is None
 
