@@ -7,10 +7,13 @@ each copied to 4 distinct files (20 rows), Original + LoG (1, 3 mm) + Wavelet (c
 bin width 25 and PyRadiomics' defaults otherwise: no preCrop, no resampling (PyRadiomics filters the whole image,
 radiobio a margin-exact region around the labels). Values are checked identical, then ``speedup: X.XX`` is printed.
 Last, the start-up of ``radiobio extract`` (one-row cohort) and its cost per further case are measured on cohort
-(c)'s settings in one process.
+(c)'s settings in one process. ``--only ibsi`` times ``radiobio extract`` under ``--convention ibsi`` against the
+PyRadiomics convention on cohort (a), with settings both conventions read alike (:data:`PARAMS_CONVENTIONS`: 1 mm
+trilinear resampling, 32 bins, all seven classes), then with every IBSI family added (``ivh``, ``loc``, ``dzm``), and
+prints the time ratios (goal <= 1.5).
 
     .venv/bin/python benchmarks/extraction.py [--jobs 2] [--copies 8] [--phantoms 8] [--copies-c 4]
-                                              [--only a,b,c,startup]
+                                              [--only a,b,c,startup,ibsi]
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ PARAMS_DEFAULTS = {
     "imageType": {"Original": {}, "LoG": {"sigma": [1.0, 3.0]}, "Wavelet": {}},
     "featureClass": PARAMS["featureClass"],
     "setting": {"binWidth": 25},
+}
+#: The IBSI-convention benchmark: settings with one meaning under both conventions.
+PARAMS_CONVENTIONS = {
+    "imageType": {"Original": {}},
+    "featureClass": PARAMS["featureClass"],
+    "setting": {"resampledPixelSpacing": [1, 1, 1], "interpolator": "sitkLinear", "binCount": 32},
 }
 
 
@@ -124,6 +133,28 @@ def run(name: str, batch: Path, ours_input: Path, folder: Path, jobs: int, setti
     return speedup
 
 
+def conventions(folder: Path, batch: Path, jobs: int) -> list[float]:
+    """Time ``radiobio extract`` under the PyRadiomics and the IBSI convention on one cohort; print the ratios."""
+    settings = {"pyradiomics": PARAMS_CONVENTIONS, "ibsi": PARAMS_CONVENTIONS,
+                "ibsi, every family": {**PARAMS_CONVENTIONS, "ibsi": {"families": ["ivh", "loc", "dzm"]}}}
+    times = {}
+    for name, params in settings.items():
+        path = folder / f"params_{len(times)}.yaml"
+        path.write_text(yaml.safe_dump(params))
+        out = folder / f"features_{len(times)}.parquet"
+        times[name], _ = timed([str(BIN / "radiobio"), "extract", str(batch), "-p", str(path), "-o", str(out),
+                                "-j", str(jobs), "--quiet", "--convention", name.split(",")[0]])
+        table = pd.read_parquet(out)
+        if (table["error"] != "").any():
+            raise SystemExit(f"[ibsi] {name}: failed rows: {table.loc[table['error'] != '', 'error'].tolist()[:3]}")
+        print(f"[ibsi] {name} convention: {times[name]:.2f} s wall, {len(table)} rows, "
+              f"{sum(c.startswith('original_') for c in table.columns)} features")
+    ratios = [times[name] / times["pyradiomics"] for name in ("ibsi", "ibsi, every family")]
+    print(f"[ibsi] time ratio IBSI / PyRadiomics convention: {ratios[0]:.2f} (same classes), {ratios[1]:.2f} "
+          f"(every IBSI family)")
+    return ratios
+
+
 def startup(folder: Path, rows: int, case: str = "lung2") -> tuple[float, float]:
     """Start-up of ``radiobio extract`` and its cost per further case, in seconds, on cohort (c)'s settings in one
     process (``-j 1``): a one-row cohort of ``case``, then ``rows`` distinct copies of it; per case =
@@ -151,7 +182,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--phantoms", type=int, default=8)
     parser.add_argument("--copies-c", type=int, default=4)
-    parser.add_argument("--only", default="a,b,c,startup", help="comma-separated parts to run (a, b, c, startup)")
+    parser.add_argument("--only", default="a,b,c,startup",
+                        help="comma-separated parts to run (a, b, c, startup, ibsi)")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     results = []
@@ -175,6 +207,11 @@ def main() -> None:
             speedup = run("c: pyradiomics cases, PyRadiomics defaults + wavelet", batch_c, batch_c, folder_c,
                           args.jobs, PARAMS_DEFAULTS)
             results.append(f"{speedup:.2f} (c, goal >= 5)")
+        if "ibsi" in parts:
+            folder_i = Path(tmp) / "ibsi"
+            folder_i.mkdir()
+            ratios = conventions(folder_i, pyradiomics_cohort(folder_i, args.copies), args.jobs)
+            results.append(f"IBSI / PyRadiomics convention {ratios[0]:.2f} (goal <= 1.5)")
         if "startup" in parts:
             folder_s = Path(tmp) / "startup"
             folder_s.mkdir()

@@ -2,7 +2,8 @@
 
 The subcommands are named for the task, not for the Python function behind them: ``scan`` runs
 ``radiobio.scan_dicom``, ``extract`` runs
-``radiobio.features.extract_features``, ``ibsi-check`` ``radiobio.features.conformance.ibsi_check``, ``train`` ``radiobio.segmentation.train``, ``segment``
+``radiobio.features.extract_features``, ``ibsi-check`` ``radiobio.features.conformance.ibsi_check``,
+``train`` ``radiobio.segmentation.train``, ``segment``
 ``radiobio.segmentation.segment``, ``models`` ``radiobio.segmentation.list_bundles``, ``evaluate``
 ``radiobio.segmentation.evaluate``, ``biomarkers <name>`` the biomarker functions (``nodules`` ->
 ``nodule_volumetry``, ``cardiac`` -> ``cardiac_function``, ``hippocampus`` -> ``hippocampal_volume``, ...),
@@ -25,9 +26,9 @@ import warnings
 
 from radiobio.quiet import quiet_tensorflow
 
-#: Subcommand modules, in the order ``--help`` lists them.
-STAGES = ("scan", "extract", "ibsi_check", "train", "segment", "models", "evaluate", "biomarkers", "survival", "signature", "report",
-          "demo")
+#: Subcommand modules, in the order ``--help`` lists them (module ``ibsi_check`` is the command ``ibsi-check``).
+STAGES = ("scan", "extract", "ibsi_check", "train", "segment", "models", "evaluate", "biomarkers", "survival",
+          "signature", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,7 +51,8 @@ def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] 
     """Extract radiomics features for every case and label of a cohort.
 
     ``cohort``: a cohort table or manifest path (see :func:`radiobio.read_cohort`). ``params``: a preset
-    (``"ct"``, ``"mr"``, ``"ibsi-ct"``, ``"ibsi-config-a"``..., any case), a PyRadiomics YAML file, or a dict. ``labels``: ``None`` for every
+    (``"ct"``, ``"mr"``, ``"ibsi-ct"``, ``"ibsi-config-a"``..., any case), a PyRadiomics YAML file, or a dict.
+    ``labels``: ``None`` for every
     non-zero label of each mask, a list of label values, or ``{name: value}``; the ``label_name`` column names each
     label (the number as text without names). A requested label absent from a case's mask gives a row without
     features and a ``note``, not an error. A cohort column ``label`` (PyRadiomics batch files) selects labels per

@@ -299,10 +299,11 @@ def _aggregations(setting: dict[str, Any], section: dict[str, Any]) -> tuple[str
 
 def ibsi_grid(image: sitk.Image, spacing: Iterable[float]) -> tuple[tuple[int, ...], tuple[float, ...],
                                                                      tuple[float, ...]]:
-    """The IBSI interpolation grid of ``image`` for a new ``spacing`` (mm per axis x, y, z; 0 keeps an axis):
-    ``(size, spacing, origin)``, aligned on the centre of the original grid."""
+    """The IBSI interpolation grid of ``image`` for a new ``spacing`` (mm per axis x, y, z; 0 keeps an axis, and an
+    axis one voxel thick, e.g. a single slice, is kept too): ``(size, spacing, origin)``, aligned on the centre of the
+    original grid."""
     old_size, old_spacing = image.GetSize(), image.GetSpacing()
-    new_spacing = tuple(float(s) if s else float(o) for s, o in zip(spacing, old_spacing))
+    new_spacing = tuple(float(s) if s and n > 1 else float(o) for s, o, n in zip(spacing, old_spacing, old_size))
     size = tuple(int(math.ceil(round(n * s / t, 6))) for n, s, t in zip(old_size, old_spacing, new_spacing))
     shift = [(s * (n - 1) - t * (m - 1)) / 2.0 for n, s, m, t in zip(old_size, old_spacing, size, new_spacing)]
     direction = np.asarray(image.GetDirection()).reshape(image.GetDimension(), image.GetDimension())
@@ -336,13 +337,9 @@ def process_label(image: sitk.Image, roi: sitk.Image, settings: IbsiSettings) ->
         reference.SetSpacing(spacing)
         reference.SetOrigin(origin)
         reference.SetDirection(image.GetDirection())
-        work = sitk.Resample(sitk.Cast(image, sitk.sitkFloat64), reference, sitk.Transform(), settings.interpolator,
-                             0.0, sitk.sitkFloat64)
+        intensities = _resample(image, reference, settings.interpolator)
         mask_kernel = sitk.sitkNearestNeighbor if settings.interpolator == sitk.sitkNearestNeighbor else sitk.sitkLinear
-        roi_values = sitk.Resample(sitk.Cast(roi, sitk.sitkFloat32), reference, sitk.Transform(), mask_kernel, 0.0,
-                                   sitk.sitkFloat32)
-        intensities = sitk.GetArrayFromImage(work)
-        morph = sitk.GetArrayFromImage(roi_values) >= 0.5
+        morph = _resample(roi, reference, mask_kernel) >= 0.5
         if settings.round_intensities:
             intensities = np.round(intensities)
     else:
@@ -375,6 +372,17 @@ def process_label(image: sitk.Image, roi: sitk.Image, settings: IbsiSettings) ->
     intensity_range = settings.resegment_range
     return IbsiRegion(intensities, morph, keep, levels, tuple(float(s) for s in spacing[::-1]), n_levels,
                       intensity_range)
+
+
+def _resample(image: sitk.Image, reference: sitk.Image, interpolator: int) -> np.ndarray:
+    """``image`` interpolated onto ``reference``'s grid as a float64 z, y, x array. New voxel centres up to half a new
+    voxel beyond the original grid's outer centres take the nearest original value (no zero padding)."""
+    resampler = sitk.ResampleImageFilter()
+    resampler.SetReferenceImage(reference)
+    resampler.SetInterpolator(interpolator)
+    resampler.SetOutputPixelType(sitk.sitkFloat64)
+    resampler.SetUseNearestNeighborExtrapolator(True)
+    return sitk.GetArrayFromImage(resampler.Execute(sitk.Cast(image, sitk.sitkFloat64)))
 
 
 def _box(mask: np.ndarray, spacing_xyz: tuple[float, ...], margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -540,9 +548,7 @@ def diagnostic_features(image: sitk.Image, roi: sitk.Image, region: IbsiRegion, 
         reference.SetSpacing(spacing)
         reference.SetOrigin(origin)
         reference.SetDirection(image.GetDirection())
-        interpolated = sitk.GetArrayFromImage(sitk.Resample(sitk.Cast(image, sitk.sitkFloat64), reference,
-                                                            sitk.Transform(), settings.interpolator, 0.0,
-                                                            sitk.sitkFloat64))
+        interpolated = _resample(image, reference, settings.interpolator)
         if settings.round_intensities:
             interpolated = np.round(interpolated)
     else:

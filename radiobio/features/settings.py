@@ -22,7 +22,8 @@ def load_params(params: str | os.PathLike | dict[str, Any]) -> dict[str, Any]:
     """Return PyRadiomics parameters (``imageType``, ``featureClass``, ``setting``) from a preset, a YAML/JSON file or
     a dict, validated against PyRadiomics' own schema.
 
-    ``params`` is a preset name (``"ct"``, ``"mr"``, ``"ibsi-ct"``, ``"ibsi-config-a"``...), a path, or a dict in PyRadiomics' format.
+    ``params`` is a preset name (``"ct"``, ``"mr"``, ``"ibsi-ct"``, ``"ibsi-config-a"``...), a path, or a dict in
+    PyRadiomics' format (with an optional ``ibsi`` section for ``convention="ibsi"``).
     Raises :class:`SettingsError` naming the problem.
     """
     if isinstance(params, dict):
