@@ -67,6 +67,8 @@ STATIC_FILES = ("niivue.umd.js", "NIIVUE_LICENSE.txt")
 VOLUME_MODES = ("embed", "link")
 #: File suffixes NiiVue reads directly.
 NIIVUE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha", ".mgz")
+#: File in ``review/`` mapping the addresses of linked volumes outside the results folder to their paths.
+LINKED_FILE = "linked.json"
 #: Port of :func:`serve_results` (fixed, so that verdicts kept in the browser stay with one address).
 DEFAULT_PORT = 8765
 #: Queue rows shown in the report section (the review page lists every case).
@@ -149,16 +151,18 @@ def write_review(results: str | os.PathLike, *, title: str = "radiobio review", 
             target = out_dir / name
             if not target.is_file() or target.stat().st_size != path.stat().st_size:
                 shutil.copyfile(path, target)
-    cases = []
+    cases: list[dict[str, Any]] = []
+    linked: dict[str, str] = {}
     with progress_bar(len(queue), enabled=progress, desc="review", unit="case") as bar:
         for row in queue.itertuples(index=False):
-            cases.append(_case_record(folder, row, volumes))
+            cases.append(_case_record(folder, row, volumes, linked))
             bar.update(1)
+    write_text_atomic(json.dumps(linked, indent=1), out_dir / LINKED_FILE)
     page = review_page(queue, cases, names, title=title, folder=folder, volumes=volumes)
     return write_text_atomic(page, folder / REVIEW_FILE)
 
 
-def _case_record(folder: Path, row: Any, volumes: str) -> dict[str, Any]:
+def _case_record(folder: Path, row: Any, volumes: str, linked: dict[str, str]) -> dict[str, Any]:
     """What the page knows of one case: its id, score, flags, error and where its volumes are."""
     record: dict[str, Any] = {"case_id": row.case_id, "error": row.error,
                               "qc_score": _json_number(getattr(row, "qc_score", None)),
@@ -186,7 +190,13 @@ def _case_record(folder: Path, row: Any, volumes: str) -> dict[str, Any]:
                 path = Path(source)
                 if not _niivue_reads(path):
                     path = _convert(source, kind, folder / REVIEW_DIR / "volumes" / f"{stem}.{kind}.nii.gz")
-                record[kind] = quote(Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix())
+                path = path.resolve()
+                if path.is_relative_to(folder.resolve()):
+                    url = path.relative_to(folder.resolve()).as_posix()
+                else:  # outside the folder: served under this name by serve_results (LINKED_FILE lists them)
+                    url = f"{REVIEW_DIR}/linked/{stem}.{kind}/{path.name}"
+                    linked[url] = str(path)
+                record[kind] = quote(url)
                 record[f"{kind}_name"] = path.name
     except Exception as exc:  # a case that cannot be prepared is listed with the reason, the others are shown
         record["error"] = "; ".join(filter(None, [row.error, f"cannot show this case: {type(exc).__name__}: {exc}"]))
@@ -346,6 +356,18 @@ def read_verdicts(path: str | os.PathLike) -> pd.DataFrame:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    """The results folder, plus the volumes outside it that ``review/linked.json`` names (and nothing else)."""
+
+    linked: dict[str, str] = {}
+
+    def translate_path(self, path: str) -> str:
+        from urllib.parse import unquote, urlsplit
+
+        wanted = unquote(urlsplit(path).path).lstrip("/")
+        if wanted in self.linked:
+            return self.linked[wanted]
+        return super().translate_path(path)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the standard library's name)
         pass
 
@@ -358,14 +380,21 @@ def serve_results(results: str | os.PathLike, *, port: int = DEFAULT_PORT, host:
                   ) -> ThreadingHTTPServer:
     """An HTTP server of the results folder on ``host:port`` (``port=0``: any free port), for ``review.html`` with
     linked volumes; call its ``serve_forever()`` (or run it in a thread) and ``shutdown()``. The page is at
-    ``http://host:port/review.html``. Only this machine can reach the default host. Raises :class:`ReportError`
-    when the folder does not exist or the port is taken."""
+    ``http://host:port/review.html``. Besides the folder it serves only the linked volumes that lie outside it
+    (listed by :func:`write_review` in ``review/linked.json``). Only this machine can reach the default host.
+    Raises :class:`ReportError` when the folder does not exist or the port is taken."""
     folder = Path(results)
     if not folder.is_dir():
         raise ReportError(f"results folder {folder} does not exist")
     if not 0 <= int(port) <= 65535:
         raise SettingsError(f"port must be 0 to 65535, not {port}")
-    handler = partial(_QuietHandler, directory=str(folder.resolve()))
+    listed = folder / REVIEW_DIR / LINKED_FILE
+    try:
+        linked = json.loads(listed.read_text()) if listed.is_file() else {}
+    except (OSError, ValueError):
+        linked = {}
+    handler_class = type("ReviewHandler", (_QuietHandler,), {"linked": {str(k): str(v) for k, v in linked.items()}})
+    handler = partial(handler_class, directory=str(folder.resolve()))
     try:
         return ThreadingHTTPServer((host, int(port)), handler)
     except OSError as exc:

@@ -157,10 +157,11 @@ class Browser:
 
     # --- page -----------------------------------------------------------------------------------------------
     def goto(self, url: str) -> None:
-        """Open ``url`` and wait for its load event."""
-        self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
-        self.send("Page.navigate", {"url": url})
-        self.wait_event("Page.loadEventFired")
+        """Open ``url`` and wait for its load event (a fresh load even when only the URL's fragment changes)."""
+        for target in ("about:blank", url):
+            self.events = [e for e in self.events if e.get("method") != "Page.loadEventFired"]
+            self.send("Page.navigate", {"url": target})
+            self.wait_event("Page.loadEventFired")
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (promises awaited)."""

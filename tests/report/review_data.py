@@ -45,7 +45,8 @@ def ct_volume(seed: int) -> tuple[sitk.Image, sitk.Image]:
 
 def write_review_results(root: Path, *, scored: bool = True, provenance: bool = True) -> Path:
     """A results folder as ``radiobio segment -o`` writes it (``cohort.csv`` with segment provenance, mask paths
-    relative to it, images outside it, ``masks/``), for :data:`CASES`; with ``qc_score`` / ``qc_flags`` columns when ``scored``."""
+    relative to it, images outside it, ``masks/``), for :data:`CASES`; with ``qc_score`` / ``qc_flags`` columns
+    when ``scored``."""
     from radiobio.tables import write_table
 
     results = root / "results"
