@@ -3,10 +3,10 @@
 ``review.html`` (beside ``report.html``, in the results folder) lists the cases of the segment table (the table whose
 provenance stage is ``segment``, i.e. the ``cohort.csv`` of ``radiobio segment -o RESULTS_DIR``): ordered by
 ``qc_score`` (highest first, its ``qc_flags`` shown) when the table has that column, else in cohort order. Opening a
-case shows its image and mask in `NiiVue <https://github.com/niivue/niivue>`_ (WebGL2; shipped in
+case shows its image and mask in NiiVue (https://github.com/niivue/niivue; WebGL2; shipped in
 ``radiobio/report/static``, BSD-2-Clause, version :data:`NIIVUE_VERSION`): axial, coronal and sagittal views, every
-slice (mouse wheel, or the arrow / page keys), CT window presets (:data:`~radiobio.report.overlays.CT_WINDOWS`) and
-the MR percentile window (:data:`~radiobio.report.overlays.MR_PERCENTILES` of the voxels above the image's minimum),
+slice (mouse wheel, or the arrow / page keys), CT window presets (:data:`radiobio.report.overlays.CT_WINDOWS`) and
+the MR percentile window (:data:`radiobio.report.overlays.MR_PERCENTILES` of the voxels above the image's minimum),
 the labels named as in the QC pictures (model card or segment provenance). One case is loaded at a time.
 
 The reviewer marks each case *accepted* or *needs correction* (with an optional comment); verdicts are kept in the
@@ -304,11 +304,15 @@ def review_section(results: str | os.PathLike, link_from: str | os.PathLike, *, 
                    title: str = "radiobio review") -> tuple[str, str] | None:
     """Write ``review.html`` (:func:`write_review`) and return the report section's (heading, HTML body): the
     queue (up to :data:`MAX_SECTION_ROWS` rows) and a link to the page, relative to the folder ``link_from`` of the
-    report; None when the results have no segment table."""
+    report; None when the results have no segment table (a segment table the page cannot use gives a section
+    saying why)."""
     folder = Path(results)
     if segment_table(folder) is None:
         return None
-    page = write_review(folder, title=title, volumes=volumes)
+    try:
+        page = write_review(folder, title=title, volumes=volumes)
+    except ReportError as exc:  # the rest of the report is still written, saying why there is no review page
+        return "Review queue", f"<p>No review page: {_esc(exc)}</p>"
     queue = review_queue(folder)
     href = quote(Path(os.path.relpath(page.resolve(), Path(link_from).resolve())).as_posix())
     scored = "qc_score" in queue.columns

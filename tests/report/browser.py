@@ -28,16 +28,30 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu-sandbox", "--
                   "--disable-dev-shm-usage", "--window-size=1280,900", "--remote-debugging-pipe")
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 def chromium_path() -> str:
     """The Chromium to drive: ``$CHROMIUM``, else ``chromium`` / ``chromium-browser`` / ``google-chrome`` on the
-    PATH; skip the test when there is none, fail instead when CI=true."""
-    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if name and shutil.which(name):
-            return str(shutil.which(name))
-    message = ("headless Chromium not found (install Debian's chromium package, or set CHROMIUM to a Chromium or "
-               "Chrome binary); the review viewer's browser tests need it")
+    PATH. When there is none the test is skipped; with CI=true ``.ci/ensure-chromium`` installs Debian's package
+    first, and the test fails if there is still none."""
+    def found() -> str | None:
+        for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+            if name and shutil.which(name):
+                return str(shutil.which(name))
+        return None
+
+    path = found()
+    if path:
+        return path
+    message = ("headless Chromium not found (install Debian's chromium package, e.g. with .ci/ensure-chromium, or "
+               "set CHROMIUM to a Chromium or Chrome binary); the review viewer's browser tests need it")
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
+        done = subprocess.run([str(REPO / ".ci" / "ensure-chromium")], capture_output=True, text=True, timeout=600)
+        path = found()
+        if path:
+            return path
+        pytest.fail(f"{message}\n.ci/ensure-chromium: {done.stdout[-1500:]}{done.stderr[-1500:]}")
     pytest.skip(message)
 
 

@@ -192,6 +192,7 @@ def test_viewer_from_disk_scrolls_windows_and_exports_verdicts(tmp_path: Path, b
                                                                       "p 3": ""}
     assert merged.loc[merged["case_id"] == "p2", "review_comment"].item() == 'edge, "ok"'
     assert list(merged["age"]) == [60, 61, 62]
+    assert not [line for line in browser.console if line.startswith("exception")], browser.console
 
 
 def test_linked_volumes_load_over_http_not_from_disk(tmp_path: Path, browser: Browser) -> None:
