@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
 
 EXAMPLE = """example:
   radiobio report radiobio-demo                       # writes radiobio-demo/report.html
@@ -142,13 +146,13 @@ def run(args: argparse.Namespace) -> int:
     return 1 if len(failed) else 0
 
 
-def serve(server: object, page: str) -> None:
-    """Serve until Ctrl-C, printing the page's address."""
-    host, port = server.server_address[:2]  # type: ignore[attr-defined]
+def serve(server: ThreadingHTTPServer, page: str) -> None:
+    """Serve the results folder until Ctrl-C, printing the address of ``page`` (a file name in it)."""
+    host, port = server.server_address[:2]
     print(f"serving at http://{host}:{port}/{page} (Ctrl-C stops)", flush=True)
     try:
-        server.serve_forever()  # type: ignore[attr-defined]
+        server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()  # type: ignore[attr-defined]
+        server.server_close()

@@ -238,3 +238,34 @@ def test_mr_percentile_window_on_real_mri(tmp_path: Path, hippocampus_data: Path
     labels = np.unique(sitk.GetArrayFromImage(sitk.ReadImage(str(label))))
     assert [item["label"] for item in state["legend"]] == [int(v) for v in labels if v]
     assert [item["name"] for item in state["legend"]] == ["anterior", "posterior"]
+
+
+def test_cli_serve_serves_the_linked_review_page(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from urllib.request import urlopen
+
+    results = write_review_results(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen([sys.executable, "-m", "radiobio.cli", "report", str(results), "--link-images",
+                                "--serve", "--port", "0", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    try:
+        line = ""
+        deadline = time.monotonic() + 60
+        while not line.startswith("serving at ") and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            assert line or process.poll() is None, process.stderr.read()
+        address = line.split()[2]
+        assert address.startswith("http://127.0.0.1:") and address.endswith("/review.html")
+        page = urlopen(address, timeout=10).read().decode()
+        config = json.loads(page.split("window.RADIOBIO_REVIEW = ", 1)[1].split(";</script>", 1)[0])
+        first = config["cases"][0]
+        assert first["case_id"] == "p2" and config["volumes"] == "link"
+        served = urlopen(address.rsplit("/", 1)[0] + "/" + first["image"], timeout=10).read()
+        assert served == (tmp_path / "images" / "p2.nii.gz").read_bytes()  # an image outside the results folder
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
