@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from http.server import ThreadingHTTPServer
 
 EXAMPLE = """example:
   radiobio report radiobio-demo                       # writes radiobio-demo/report.html
@@ -12,11 +16,16 @@ EXAMPLE = """example:
   radiobio report results --qc --mask-column mask --label-names anterior=1,posterior=2 --view sagittal
   radiobio report results --qc --cohort cohort.csv --window 400,40 -o report.html
   radiobio report big-cohort --link-images             # small page linking every QC picture
+  radiobio report big-cohort --link-images --serve     # review.html linking the volumes, served on localhost
 
 RESULTS_DIR layout (every part optional): cohort.csv (radiobio segment -o RESULTS_DIR), tables of any name whose
 provenance says their stage (features, biomarkers, segmentation scores), qc/, survival/ (radiobio survival -o
 RESULTS_DIR/survival), signature/ (radiobio signature -o RESULTS_DIR/signature), models/*/model_card.json,
 versions.json.
+With a segment table (the cohort.csv of radiobio segment -o RESULTS_DIR), review.html is written too: the review
+queue (by qc_score when the table has one) and a viewer of every slice of each case, with verdicts exported as
+review_verdicts.csv. Its volumes are embedded per case (review/cases/; the page works opened from disk), or linked
+with --link-images (then open it through --serve: browsers do not load linked files into a page opened from disk).
 --qc draws, for a sarcopenia table in RESULTS_DIR, each case's measured slice with every tissue of that run;
 otherwise the mask column (--mask-column) with the label names of the model that made it (--label-names overrides).
 exit code: 0 report written, 1 written but some cases failed (listed in the report), 2 no report (bad option,
@@ -36,10 +45,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--out", default=None, help="output HTML file [RESULTS_DIR/report.html]")
     parser.add_argument("--title", default="radiobio report", help="page title [radiobio report]")
     parser.add_argument("--link-images", action="store_true",
-                        help="link the pictures by relative path instead of embedding them (a small page for large "
-                             "cohorts, with every case in the QC gallery; keep it beside RESULTS_DIR)")
+                        help="link the pictures (and the review page's volumes) by relative path instead of "
+                             "embedding them (a small page for large cohorts, with every case in the QC gallery; "
+                             "keep it beside RESULTS_DIR)")
     parser.add_argument("--max-gallery", type=int, default=None,
                         help="per-case QC pictures shown [60 embedded, all when linked]")
+    review = parser.add_argument_group("review page (review.html)")
+    review.add_argument("--no-review", action="store_true", help="do not write review.html")
+    review.add_argument("--serve", action="store_true",
+                        help="then serve RESULTS_DIR on this machine (127.0.0.1) and print the review page's address "
+                             "(needed for --link-images volumes); Ctrl-C stops it")
+    review.add_argument("--port", type=int, default=None, help="port of --serve [8765]")
     qc = parser.add_argument_group("QC overlays (--qc)")
     qc.add_argument("--qc", action="store_true", help="draw QC overlays into RESULTS_DIR/qc first")
     qc.add_argument("--cohort", default=None, metavar="PATH",
@@ -107,7 +123,12 @@ def run(args: argparse.Namespace) -> int:
             drawn = int((qc["error"] == "").sum())
             print(f"QC overlays: {drawn} of {len(qc)} cases drawn in {results / QC_DIR}")
         out = write_report(results, args.out, title=args.title, max_gallery=args.max_gallery,
-                           embed_images=not args.link_images)
+                           embed_images=not args.link_images, review=not args.no_review)
+        server = None
+        if args.serve:
+            from radiobio.report.viewer import DEFAULT_PORT, serve_results
+
+            server = serve_results(results, port=DEFAULT_PORT if args.port is None else args.port)
     except (RadiobioError, ValueError, OSError) as exc:
         print(f"radiobio report: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -117,4 +138,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(cases)} case(s) failed in some stage: {', '.join(cases)} (see the report's 'Failed cases')",
               file=sys.stderr)
     print(f"report: {out}")
+    review = results / "review.html"
+    if review.is_file() and not args.no_review:
+        print(f"review: {review}")
+    if server is not None:
+        serve(server, "review.html" if review.is_file() and not args.no_review else out.name)
     return 1 if len(failed) else 0
+
+
+def serve(server: ThreadingHTTPServer, page: str) -> None:
+    """Serve the results folder until Ctrl-C, printing the address of ``page`` (a file name in it)."""
+    host, port = server.server_address[:2]
+    print(f"serving at http://{host}:{port}/{page} (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

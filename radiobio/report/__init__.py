@@ -5,6 +5,7 @@
     report.write_qc(cohort, "results/qc", mask_column="mask")                  # per-case PNGs + montage
     report.write_results_qc("results")                                         # QC of a results folder
     report.write_report("results")                                             # results/report.html
+    report.write_review("results")                                             # results/review.html
 
 The layout of a results folder is described in :mod:`radiobio.report.results`.
 """
@@ -35,6 +36,10 @@ _LAZY = {
     "result_tables": "radiobio.report.results",
     "write_survival": "radiobio.report.results",
     "write_versions": "radiobio.report.results",
+    "read_verdicts": "radiobio.report.viewer",
+    "review_queue": "radiobio.report.viewer",
+    "serve_results": "radiobio.report.viewer",
+    "write_review": "radiobio.report.viewer",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)
@@ -55,3 +60,4 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     )
     from radiobio.report.qc import parse_label_names, write_qc, write_results_qc
     from radiobio.report.results import package_versions, result_tables, write_survival, write_versions
+    from radiobio.report.viewer import read_verdicts, review_queue, serve_results, write_review

@@ -106,14 +106,17 @@ def collect_failures(results: str | os.PathLike) -> pd.DataFrame:
 
 
 def write_report(results: str | os.PathLike, out: str | os.PathLike | None = None, *,
-                 title: str = "radiobio report", max_gallery: int | None = None, embed_images: bool = True) -> Path:
+                 title: str = "radiobio report", max_gallery: int | None = None, embed_images: bool = True,
+                 review: bool = True) -> Path:
     """Build the report of a results folder into one HTML file (written atomically); returns its path.
 
     ``out`` defaults to ``results/report.html``. With ``embed_images`` (the default) the page is self-contained and
     the QC gallery shows up to ``max_gallery`` per-case pictures (default 60, then the montage, if any); without,
     pictures are linked by relative path (keep the page beside the results) and the gallery shows every case unless
-    ``max_gallery`` is given. Raises :class:`ReportError` when ``results`` is not a folder or holds none of the
-    results the report shows.
+    ``max_gallery`` is given. With ``review`` and a segment table in the folder, ``results/review.html`` (the review
+    queue and slice viewer, :func:`radiobio.report.viewer.write_review`; volumes embedded or linked as the pictures)
+    is written too and the page gets a Review queue section linking it. Raises :class:`ReportError` when
+    ``results`` is not a folder or holds none of the results the report shows.
     """
     folder = Path(results)
     if not folder.is_dir():
@@ -126,13 +129,21 @@ def write_report(results: str | os.PathLike, out: str | os.PathLike | None = Non
         max_gallery = 60 if embed_images else 10 ** 9
     builder = _Builder(folder, max_gallery, None if embed_images else out.parent)
     sections = [builder.failures(), builder.cohort(), builder.models(), builder.segmentation(), builder.qc(),
-                builder.biomarkers(), builder.features(), builder.survival(), builder.signature()]
+                _review(folder, out.parent, embed_images) if review else None, builder.biomarkers(),
+                builder.features(), builder.survival(), builder.signature()]
     if not any(s is not None for s in sections[1:]):
         raise ReportError(f"{folder} holds none of the results a report shows ({'; '.join(SECTION_FILES.values())});"
                           f" run the pipeline first, or point to its output folder")
     page = _page(title, folder, builder.notes, [s for s in sections if s is not None] + [builder.versions()])
     write_text_atomic(page, out)
     return out
+
+
+def _review(folder: Path, link_from: Path, embed: bool) -> Section | None:
+    from radiobio.report.viewer import review_section
+
+    found = review_section(folder, link_from, volumes="embed" if embed else "link")
+    return Section("review", *found) if found is not None else None
 
 
 class _Builder:
