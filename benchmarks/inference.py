@@ -11,8 +11,14 @@ FLOP/s (2048 x 2048) and then the network's achieved FLOP/s (convolution FLOPs o
 divided by the time spent inside the network), and reports their ratio; peak RSS is the subprocess's maximum
 resident set. Weights are random: the work per voxel is what a trained model of that size does.
 
+With ``--foreground`` the 3D workload runs twice per backend on a volume with a realistic body outline (an
+abdomen of 340 x 240 mm in a 410 mm field of view, a table under it): the full sliding window (``crop=False``) and
+inference kept to the body (``crop=True``, the default of ``segment``); it prints the time ratio and the Dice of
+the labels inside the body between the two runs (goal: >= 1.8x faster, Dice >= 0.999).
+
     .venv/bin/python benchmarks/inference.py                       # both backends, both workloads, full size
     .venv/bin/python benchmarks/inference.py --scale 0.5 --backends torch --modes 3d
+    .venv/bin/python benchmarks/inference.py --foreground --backends tensorflow
 """
 
 from __future__ import annotations
@@ -47,16 +53,26 @@ def model_config(mode: str) -> dict:
             "inference": {**common["inference"], "batch_size": 1}}
 
 
-def write_volume(path: Path, size: tuple[int, int, int]) -> None:
-    """A CT-like int16 volume (air, body, a few bright spheres), written uncompressed for fast reading."""
+#: Semi-axes of the body as fractions of the field of view: the efficiency workload's large ellipse, and a realistic
+#: abdomen (340 x 240 mm in a 410 mm field of view, as a scanner reconstructs it) for the foreground comparison.
+BODY_LARGE, BODY_REALISTIC = (0.45, 0.35), (0.415, 0.293)
+
+
+def write_volume(path: Path, size: tuple[int, int, int], body_axes: tuple[float, float] = BODY_LARGE,
+                 table: bool = False) -> None:
+    """A CT-like int16 volume (air, body, a few bright spheres; optionally a table under the body), written
+    uncompressed for fast reading."""
     import SimpleITK as sitk
 
     rng = np.random.default_rng(0)
     nx, ny, nz = size
     volume = np.full((nz, ny, nx), -1000, np.int16)
     y, x = np.ogrid[:ny, :nx]
-    body = ((x - nx / 2) / (0.45 * nx)) ** 2 + ((y - ny / 2) / (0.35 * ny)) ** 2 <= 1
+    body = ((x - nx / 2) / (body_axes[0] * nx)) ** 2 + ((y - ny / 2) / (body_axes[1] * ny)) ** 2 <= 1
     volume[:, body] = 40
+    if table:  # a couch 4 % of the field of view under the body, with an air gap
+        top = int(ny / 2 + body_axes[1] * ny) + max(2, ny // 100)
+        volume[:, top:top + max(2, ny // 25), int(0.15 * nx):int(0.85 * nx)] = 200
     for _ in range(6):
         cz, cy, cx = rng.uniform(0.2, 0.8, 3) * (nz, ny, nx)
         r = rng.uniform(0.03, 0.08) * nx
@@ -161,8 +177,8 @@ def worker(args: argparse.Namespace) -> dict:
 
     cohort = pd.DataFrame({"case_id": ["bench"], "image": [args.image]})
     start = time.perf_counter()
-    result = segment(cohort, model=bundle, out_dir=workdir / f"masks-{args.mode}-{keras.backend.backend()}",
-                     progress=False, overwrite=True)
+    out_dir = workdir / f"masks-{args.mode}-{keras.backend.backend()}-{args.crop}"
+    result = segment(cohort, model=bundle, out_dir=out_dir, progress=False, overwrite=True, crop=args.crop == "on")
     wall = time.perf_counter() - start
     if result.loc[0, "error"]:
         raise RuntimeError(result.loc[0, "error"])
@@ -172,6 +188,8 @@ def worker(args: argparse.Namespace) -> dict:
     return {
         "backend": keras.backend.backend(),
         "mode": args.mode,
+        "crop": args.crop,
+        "mask": str(result.loc[0, "mask"]),
         "size_xyz": size,
         "window": list(window[:-1]),
         "windows": timed.windows,
@@ -189,6 +207,20 @@ def worker(args: argparse.Namespace) -> dict:
     }
 
 
+def body_dice(image: Path, full_mask: str, cropped_mask: str) -> float:
+    """Dice of the foreground labels of two masks over the voxels of the image's body (every label value must agree
+    for a voxel to count as shared)."""
+    import SimpleITK as sitk
+
+    from radiobio.segmentation.foreground import foreground_mask
+
+    body = foreground_mask(sitk.GetArrayFromImage(sitk.ReadImage(str(image))).astype(np.float32), "ct")
+    full = sitk.GetArrayFromImage(sitk.ReadImage(full_mask))[body]
+    cropped = sitk.GetArrayFromImage(sitk.ReadImage(cropped_mask))[body]
+    labelled = (full > 0).sum() + (cropped > 0).sum()
+    return 1.0 if labelled == 0 else float(2.0 * ((full == cropped) & (full > 0)).sum() / labelled)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", nargs="+", default=["tensorflow", "torch"])
@@ -198,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices", type=int, default=32, help="512 x 512 slices for the 2D workload (default 32)")
     parser.add_argument("--threads", type=int, default=2, help="threads per backend (default 2)")
     parser.add_argument("--json", help="also write all results to this JSON file")
+    parser.add_argument("--foreground", action="store_true",
+                        help="3D only: time crop=False against crop=True on a realistic body outline")
+    parser.add_argument("--crop", default="off", choices=["on", "off"], help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--image", help=argparse.SUPPRESS)
@@ -210,14 +245,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     results = []
+    modes = ["3d"] if args.foreground else args.modes
     with tempfile.TemporaryDirectory(prefix="radiobio-bench-") as tmp:
-        for mode in args.modes:
+        for mode in modes:
             if mode == "2d":
                 size = (*SLICE, args.slices)
             else:
                 size = tuple(max(64, int(round(s * args.scale))) for s in FULL_3D)
             image = Path(tmp) / f"volume-{mode}.nii"
-            write_volume(image, size)
+            if args.foreground:
+                write_volume(image, size, BODY_REALISTIC, table=True)
+            else:
+                write_volume(image, size)
             # one bundle (the same random weights) per workload, for every backend
             export = subprocess.run([sys.executable, __file__, "--worker", "--export", "--mode", mode, "--workdir",
                                      tmp], env={**os.environ, "KERAS_BACKEND": args.backends[0]}, cwd=REPO,
@@ -231,19 +270,28 @@ def main(argv: list[str] | None = None) -> int:
                                  "OPENBLAS_NUM_THREADS"):
                     env[variable] = str(args.threads)
                 env["TF_NUM_INTEROP_THREADS"] = "1"
-                command = [sys.executable, __file__, "--worker", "--mode", mode, "--image", str(image),
-                           "--size", *map(str, size), "--workdir", tmp]
-                done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
-                lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
-                if done.returncode != 0 or not lines:
-                    print(f"{backend} {mode}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
-                    continue
-                result = json.loads(lines[-1][len("RESULT "):])
-                results.append(result)
-                print(f"{backend:10s} {mode}  {'x'.join(map(str, size)):>12s}  {result['wall_s']:8.1f} s  "
-                      f"{result['voxels_per_s'] / 1e6:6.2f} Mvox/s  {result['slices_per_s']:6.2f} slices/s  "
-                      f"{result['achieved_gflops']:6.1f} GFLOP/s of {result['matmul_gflops']:6.1f} matmul "
-                      f"= {100 * result['efficiency']:5.1f}%  peak RSS {result['peak_rss_mb']:7.0f} MB", flush=True)
+                pair = []
+                for crop in (["off", "on"] if args.foreground else ["off"]):
+                    command = [sys.executable, __file__, "--worker", "--mode", mode, "--image", str(image),
+                               "--size", *map(str, size), "--workdir", tmp, "--crop", crop]
+                    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
+                    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
+                    if done.returncode != 0 or not lines:
+                        print(f"{backend} {mode}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+                        continue
+                    result = json.loads(lines[-1][len("RESULT "):])
+                    results.append(result)
+                    pair.append(result)
+                    print(f"{backend:10s} {mode}  crop {crop:3s} {'x'.join(map(str, size)):>12s}  "
+                          f"{result['wall_s']:8.1f} s  {result['windows']:4d} windows  "
+                          f"{result['voxels_per_s'] / 1e6:6.2f} Mvox/s  "
+                          f"{result['achieved_gflops']:6.1f} GFLOP/s of {result['matmul_gflops']:6.1f} matmul "
+                          f"= {100 * result['efficiency']:5.1f}%  peak RSS {result['peak_rss_mb']:7.0f} MB", flush=True)
+                if len(pair) == 2:
+                    dice = body_dice(image, pair[0]["mask"], pair[1]["mask"])
+                    print(f"{backend:10s} foreground: full {pair[0]['wall_s']:.1f} s, kept to the body "
+                          f"{pair[1]['wall_s']:.1f} s: {pair[0]['wall_s'] / pair[1]['wall_s']:.2f}x faster "
+                          f"(goal >= 1.8), Dice inside the body {dice:.4f} (goal >= 0.999)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -30,3 +30,18 @@ def test_inference_benchmark_runs_and_reports(tmp_path):
         assert result["backend"] == "torch" and not result["tensorflow_loaded"]
         assert result["gflop_per_window"] > 1 and 0 < result["efficiency"] < 2
         assert 100 < result["peak_rss_mb"] < 20000
+
+
+@pytest.mark.timeout(600)
+def test_foreground_comparison_runs_and_agrees_inside_the_body(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "benchmarks/inference.py", "--backends", "torch", "--foreground",
+                           "--scale", "0.25", "--json", str(out)], cwd=REPO, capture_output=True, text=True,
+                          timeout=580, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    full, kept = json.loads(out.read_text())
+    assert (full["crop"], kept["crop"]) == ("off", "on")
+    assert kept["windows"] <= full["windows"]  # at this size every window holds body: none is skipped
+    line = next(ln for ln in done.stdout.splitlines() if "foreground:" in ln)
+    assert "Dice inside the body 1.0000" in line, line

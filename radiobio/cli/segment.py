@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_jobs(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="recompute masks that already exist (also those of another model)")
+    parser.add_argument("--no-crop", action="store_true",
+                        help="run the full sliding window, also outside the body (CT) or non-zero region (MR) that "
+                             "inference otherwise keeps to")
     add_quiet(parser)
     parser.set_defaults(run=run)
 
@@ -63,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
         table = segment(args.cohort, model=bundle, out_dir=args.out, mask_column=args.mask_column,
                         image_column=args.image_column, jobs=args.jobs, progress=not args.quiet,
-                        overwrite=args.overwrite, dicom_out=args.dicom_out)
+                        overwrite=args.overwrite, dicom_out=args.dicom_out, crop=not args.no_crop)
     except RadiobioError as exc:
         return fail("segment", exc)
     reused = table.attrs["provenance"]["reused_masks"]

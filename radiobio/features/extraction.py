@@ -177,7 +177,10 @@ def _modality_mismatch(preset: str | None, modality: Any) -> str:
 
 
 def _params_name(params: Any) -> str:
-    return "(a dict)" if isinstance(params, dict) else repr(str(params))
+    if isinstance(params, dict):
+        return "(a dict)"
+    preset = preset_name(params)
+    return f"of preset {preset!r}" if preset else repr(str(params))
 
 
 def _check_resumable(out: os.PathLike, convention: str) -> None:

@@ -501,11 +501,14 @@ def segment_facts(provenance: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 
 def feature_facts(provenance: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """Readable facts of an extract provenance: preset, labels, mask column, image types, feature classes and the
-    main settings (bin width, resampling)."""
+    """Readable facts of an extract provenance: convention, preset, labels, mask column, image types, feature classes
+    and the main settings (bin width, resampling)."""
     params = provenance.get("params") if isinstance(provenance.get("params"), Mapping) else {}
     setting = params.get("setting") if isinstance(params.get("setting"), Mapping) else {}
-    facts = [("Preset", provenance.get("preset") or ("custom parameters" if params else None)),
+    convention = {"ibsi": "IBSI 1 (IBSI tags, definitions and image processing)",
+                  "pyradiomics": "PyRadiomics"}.get(provenance.get("convention") or "pyradiomics")
+    facts = [("Convention", convention),
+             ("Preset", provenance.get("preset") or ("custom parameters" if params else None)),
              ("Labels", _labels_text(provenance.get("labels"))), ("Mask column", provenance.get("mask_column")),
              ("Image types", ", ".join(params.get("imageType") or {}) or None),
              ("Feature classes", ", ".join(params.get("featureClass") or {}) or None)]

@@ -89,12 +89,14 @@ class Predictor:
 
 
 def predict_labels(model, volume: np.ndarray, config: SegmentationConfig, fill: float | None = None,
-                   window: tuple[int, int, int] | None = None, batch_size: int | None = None) -> np.ndarray:
+                   window: tuple[int, int, int] | None = None, batch_size: int | None = None,
+                   foreground: np.ndarray | None = None) -> np.ndarray:
     """Label array ``(z, y, x)`` uint8 for a prepared ``(z, y, x, c)`` volume.
 
     3D models slide ``window`` (default: the bundle's patch size) with the configured overlap and Gaussian
     weights; 2D models predict whole slices (padded to the encoder's size multiple) unless the network has a
-    fixed input size, which then becomes the window.
+    fixed input size, which then becomes the window. ``foreground`` (``(z, y, x)`` bool): windows (2D: slices)
+    without a foreground voxel are skipped and labelled background; the others are those of the full run.
     """
     from radiobio.segmentation.architectures import size_multiple
 
@@ -109,18 +111,21 @@ def predict_labels(model, volume: np.ndarray, config: SegmentationConfig, fill: 
     flip_axes = tuple(sorted(AXIS_INDEX[a] - (1 if dims == 2 else 0) + 1 for a in settings.tta_flips))
     predictor = Predictor(model, batch_size or settings.batch_size, flip_axes)
     return sliding_window(predictor, volume, window, settings.overlap, settings.sigma_scale, config.num_classes,
-                          predictor.batch_size, dims, fill)
+                          predictor.batch_size, dims, fill, foreground)
 
 
 def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, window: tuple[int, int, int],
                    overlap: float, sigma_scale: float, num_classes: int, batch_size: int, dims: int = 3,
-                   fill: float | None = None) -> np.ndarray:
+                   fill: float | None = None, foreground: np.ndarray | None = None) -> np.ndarray:
     """Stream Gaussian-weighted window predictions over ``volume`` and return argmax labels ``(z, y, x)``.
 
     Windows are visited slab by slab along z; class scores live only in a buffer a few windows deep, and each
     slab no later window reaches is reduced to labels at once. ``predict`` maps ``(b, *window, c)`` (``(b, y, x,
-    c)`` for 2D) to probabilities.
+    c)`` for 2D) to probabilities. ``foreground`` (``(z, y, x)`` bool): windows of the grid holding none of it are
+    not run, and their voxels, all outside it, are labelled 0.
     """
+    from radiobio.segmentation.foreground import window_has_foreground
+
     fill = float(volume.min()) if fill is None else fill
     size = np.array(volume.shape[:3])
     target = np.maximum(size, window)
@@ -128,9 +133,15 @@ def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarr
     if np.any(target > size):
         pad = [(int(b), int(t - s - b)) for b, t, s in zip(before, target, size)] + [(0, 0)]
         volume = np.pad(volume, pad, constant_values=fill)
+        if foreground is not None:
+            foreground = np.pad(foreground, pad[:3], constant_values=False)
     starts = [window_starts(int(t), int(w), overlap if w > 1 else 0.0) for t, w in zip(target, window)]
     weights = gaussian_weights(window, sigma_scale)[..., None]
     windows = list(itertools.product(*starts))
+    if foreground is not None:
+        windows = [start for start in windows if window_has_foreground(foreground, start, window)]
+        if not windows:
+            return np.zeros(tuple(size), dtype=np.uint8)
     if window[0] > 1:  # 3D: a batch never spans two rows of windows, so the buffer stays one window deep
         batches = [chunk for _, row in itertools.groupby(windows, key=lambda w: w[0])
                    for chunk in _chunks(list(row), batch_size)]
@@ -195,21 +206,24 @@ def postprocess(labels: np.ndarray, settings: PostprocessingSettings, label_valu
     return out
 
 
-def segment_image(image: sitk.Image, model: ModelBundle | str | os.PathLike, name: str = "image") -> sitk.Image:
+def segment_image(image: sitk.Image, model: ModelBundle | str | os.PathLike, name: str = "image", *,
+                  crop: bool = True) -> sitk.Image:
     """Segment one image with a bundle; the label map (uint8) has the image's size, spacing, origin, direction.
+    ``crop``: skip what lies outside the input's foreground (:mod:`radiobio.segmentation.foreground`); False runs
+    the full sliding window.
 
     Raises :class:`~radiobio.errors.GeometryError` when the image cannot feed the model (a 2D image for a 3D
     model, a wrong channel count).
     """
     bundle = load_bundle(model)
-    return segment_prepared(prepare_image(image, bundle.config, name), bundle)
+    return segment_prepared(prepare_image(image, bundle.config, name, crop=crop), bundle)
 
 
 def segment_prepared(prepared: PreparedImage, bundle: ModelBundle) -> sitk.Image:
     """Segment an image already prepared for ``bundle``; frees ``prepared.array`` once the network has run."""
     config = bundle.config
-    labels = predict_labels(bundle.model, prepared.array, config)
-    prepared.array = None  # the network input is no longer needed; free it before resampling back
+    labels = predict_labels(bundle.model, prepared.array, config, foreground=prepared.foreground)
+    prepared.array = prepared.foreground = None  # no longer needed; free them before resampling back
     labels = postprocess(labels, config.inference.postprocessing, sorted(config.labels))
     return sitk.Cast(restore_mask(labels, prepared), sitk.sitkUInt8)
 
@@ -231,6 +245,7 @@ class SegmentSettings:
     overwrite: bool
     dicom_out: str | None = None
     dicom_dir: str = ""
+    crop: bool = True
 
 
 def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
@@ -251,7 +266,8 @@ def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
         mask = read_mask(out_path) if settings.dicom_out else None
     else:
         image = read_image(image_path, **case.series_filters())
-        prepared = prepare_image(image, bundle.config, name=f"case {case.case_id}", model_name=bundle.name)
+        prepared = prepare_image(image, bundle.config, name=f"case {case.case_id}", model_name=bundle.name,
+                                 crop=settings.crop)
         del image  # only the prepared array and the grids are needed from here on (memory on large volumes)
         mask = segment_prepared(prepared, bundle)
         write_image(mask, out_path)
@@ -302,7 +318,8 @@ def _mask_record(bundle: ModelBundle, case_id: str) -> dict[str, Any]:
 
 def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out_dir: str | os.PathLike,
             mask_column: str = "mask", image_column: str = "image", jobs: int | None = None, executor: Any = None,
-            progress: bool = False, overwrite: bool = False, dicom_out: str | None = None) -> pd.DataFrame:
+            progress: bool = False, overwrite: bool = False, dicom_out: str | None = None,
+            crop: bool = True) -> pd.DataFrame:
     """Segment every case of ``cohort`` with a model bundle; return the cohort with ``mask_column`` filled.
 
     ``out_dir`` becomes a results folder: ``masks/<case>.nii.gz`` (each on its image's own grid, written
@@ -321,6 +338,10 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     the source's patient and study identity (what PACS needs) and names the model as the algorithm. Each case's
     image is checked to be a DICOM series with SOP, series, study and frame-of-reference UIDs before any case runs;
     a case that is not gets an error row.
+
+    ``crop=True`` spends no work outside each input's foreground (the body of a CT, the non-zero region of an MR;
+    :mod:`radiobio.segmentation.foreground`): 3D windows without foreground are skipped, so labels inside it are
+    those of the full sliding window; ``crop=False`` runs the full sliding window everywhere.
     """
     dicom_kind = check_dicom_kind(dicom_out)
     bundle = read_bundle(model)  # fails fast on a bad name or card, before Keras loads
@@ -335,7 +356,7 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     in_process = executor is None and (jobs is None or jobs == 1)
     payload = load_bundle(bundle) if in_process else str(bundle.path.resolve())
     settings = SegmentSettings(payload, str(masks.resolve()), image_column, overwrite, dicom_kind,
-                               str((out / DICOM_DIR).resolve()))
+                               str((out / DICOM_DIR).resolve()), crop)
     rows = {r["case_id"]: r for r in run_batch(table, segment_case, settings, stage="segment", jobs=jobs,
                                                 executor=executor, progress=progress)}
     result = table.drop(columns=["error"])
@@ -346,7 +367,7 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     reused = sum(bool(r.get("reused")) for r in rows.values() if not r["error"])
     result.attrs["cohort_base_dir"] = table.attrs.get("cohort_base_dir")
     result.attrs["provenance"] = {"stage": "segment", "mask_column": mask_column, "reused_masks": reused,
-                                  "dicom_out": dicom_kind,
+                                  "dicom_out": dicom_kind, "crop_to_foreground": crop,
                                   "model": {"name": bundle.name, "digest": bundle.digest,
                                             "labels": {str(k): v for k, v in bundle.config.labels.items()},
                                             "intended_use": bundle.intended_use}, "radiobio": __version__}

@@ -45,6 +45,7 @@ class PreparedImage:
     array: np.ndarray  # (z, y, x, channels) float32; (1, y, x, channels) for a 2D image
     grid: Grid  # the prepared (model) grid
     original: Grid  # the input image's grid
+    foreground: np.ndarray | None = None  # (z, y, x) bool: the body (CT) or non-zero region (MR); None: everything
 
 
 def check_image(image: sitk.Image, config: SegmentationConfig, name: str = "image", *,
@@ -136,14 +137,19 @@ def image_array(image: sitk.Image) -> np.ndarray:
 
 
 def prepare_image(image: sitk.Image, config: SegmentationConfig, name: str = "image", *,
-                  model_name: str | None = None) -> PreparedImage:
+                  model_name: str | None = None, crop: bool = True) -> PreparedImage:
     """Reorient, resample and normalise ``image`` for the model; validates it first (:func:`check_image`: a single
-    slice or a 2D image for a 3D model, the channel count), naming ``model_name`` in the message."""
+    slice or a 2D image for a 3D model, the channel count), naming ``model_name`` in the message. ``crop``: also
+    find the input's foreground (:mod:`radiobio.segmentation.foreground`) so inference skips what lies outside."""
+    from radiobio.segmentation.foreground import foreground_mask
+
     check_image(image, config, name, model_name=model_name)
     original = Grid.of(image)
     moved = resample(reorient(image, config.preprocessing.orientation), config.preprocessing.target_spacing)
-    array = normalize_intensity(image_array(moved), config.preprocessing.intensity, in_place=True)
-    return PreparedImage(array, Grid.of(moved), original)
+    raw = image_array(moved)
+    foreground = foreground_mask(raw, config.preprocessing.intensity.mode) if crop else None
+    array = normalize_intensity(raw, config.preprocessing.intensity, in_place=True)
+    return PreparedImage(array, Grid.of(moved), original, foreground)
 
 
 def prepare_mask(mask: sitk.Image, prepared: PreparedImage, config: SegmentationConfig) -> np.ndarray:
