@@ -159,8 +159,8 @@ def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarr
         done = until - top
         if done <= 0:
             return
-        for row in range(0, done, FLUSH_ROWS):
-            end = min(row + FLUSH_ROWS, done)
+        for row in range(0, min(done, depth), FLUSH_ROWS):  # rows past the buffer no window reached: label 0
+            end = min(row + FLUSH_ROWS, done, depth)
             labels[top + row:top + end] = np.argmax(scores[row:end], axis=-1)
         for row in range(0, depth - done, done):  # blocks of `done` rows: source and target never overlap
             end = min(row + done, depth - done)

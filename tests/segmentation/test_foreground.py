@@ -43,7 +43,8 @@ def test_skipped_windows_leave_the_labels_inside_the_foreground_unchanged() -> N
     # A predictor whose output depends on each window's whole content: skipping windows or moving the window grid
     # would change labels; skipping windows without foreground must not change any label inside it.
     volume, _ = _ct_with_lung_and_table()
-    volume = np.repeat(volume, 4, axis=0) / 1000.0  # 24 slices
+    volume = np.repeat(volume, 6, axis=0) / 1000.0  # 36 slices
+    volume[10:26] = -1.0  # 16 slices of air: whole rows of windows are skipped
 
     def predict(tiles: np.ndarray) -> np.ndarray:
         local = tiles[..., 0]
@@ -75,3 +76,15 @@ def test_l3_model_on_a_synthetic_slice_agrees_with_the_full_slice() -> None:
     foreground = foreground_mask(sitk.GetArrayFromImage(phantom.image)[..., None].astype(np.float32), "ct")
     assert (full > 0).sum() > 1000 and foreground.sum() > 10000
     np.testing.assert_array_equal(cropped[foreground], full[foreground])
+
+
+def test_a_padded_mr_skips_the_windows_outside_its_non_zero_region(hippocampus_data: Path) -> None:
+    # The hippocampus crop inside a field of view three times larger, filled with 0: windows of only zeros are not
+    # run, and every label inside the non-zero region is the full sliding window's.
+    image = sitk.ReadImage(str(hippocampus_data / "images" / "hippocampus_003.nii.gz"))
+    padded = sitk.ConstantPad(image, [40, 40, 40], [40, 40, 40], 0.0)
+    cropped = sitk.GetArrayFromImage(segment_image(padded, "hippocampus-3d"))
+    full = sitk.GetArrayFromImage(segment_image(padded, "hippocampus-3d", crop=False))
+    inside = sitk.GetArrayFromImage(padded) != 0
+    assert (full[inside] > 0).sum() > 500
+    np.testing.assert_array_equal(cropped[inside], full[inside])
