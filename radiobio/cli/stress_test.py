@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                "at growing severities, segment it with a model bundle and score the "
                                                "masks against the reference: Dice and HD95 (mm) per case and label.",
                                    epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("cohort", help="cohort manifest (CSV or Parquet) with case_id, image and reference mask columns")
+    parser.add_argument("cohort", help="cohort manifest (CSV or Parquet) with case_id, image and reference mask "
+                                       "columns")
     parser.add_argument("-m", "--model", required=True,
                         help="model bundle folder (model.keras + model_card.json), or the name of one that "
                              "radiobio models lists")
