@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="model bundle folder (model.keras + model_card.json), or the name of one that "
                              "radiobio models lists")
     parser.add_argument("--ref", required=True, help="column of reference masks")
-    parser.add_argument("-o", "--out", required=True,
+    parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR",
                         help="output folder (masks/, stress_test.csv, stress_test.png)")
     parser.add_argument("--perturbations", default=None, metavar="NAMES",
                         help="perturbations, comma-separated [all that apply to the model's modality]")
