@@ -26,6 +26,8 @@ _LAZY = {
     "evaluate": "radiobio.segmentation.metrics",
     "summarize": "radiobio.segmentation.metrics",
     "compare_masks": "radiobio.segmentation.metrics",
+    "stress_test": "radiobio.segmentation.stress",
+    "PERTURBATIONS": "radiobio.segmentation.perturbations",
     "load_bundle": "radiobio.segmentation.bundle",
     "read_bundle": "radiobio.segmentation.bundle",
     "ModelBundle": "radiobio.segmentation.bundle",
@@ -44,4 +46,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from radiobio.segmentation.config import SegmentationConfig, as_config
     from radiobio.segmentation.inference import segment, segment_image
     from radiobio.segmentation.metrics import compare_masks, evaluate, summarize
+    from radiobio.segmentation.perturbations import PERTURBATIONS
+    from radiobio.segmentation.stress import stress_test
     from radiobio.segmentation.training import train, validate_bundle
