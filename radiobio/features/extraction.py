@@ -84,8 +84,6 @@ def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] 
                             f"reads: pass convention='ibsi' (radiobio extract --convention ibsi)")
     key = params_hash(parameters) if convention == "pyradiomics" else params_hash({**parameters,
                                                                                   "convention": convention})
-    if out_path is not None:
-        _check_resumable(out_path, convention)
     wanted = label_map(labels)
     table = load_cases(cohort, stage="extract", required=(image_column, mask_column))
     if mask_column not in table.columns:  # pragma: no cover - load_cases raised already
@@ -95,7 +93,7 @@ def extract_features(cohort: Any, *, params: str | os.PathLike | dict[str, Any] 
                                   convention, ibsi)
 
     store = PartStore(out_path, key) if out_path is not None else None
-    previous = _previous_rows(out_path, store, key)
+    previous = _previous_rows(out_path, store, key, convention)
     done = set(previous.loc[previous["error"] == "", "case_id"]) if len(previous) else set()
     todo = frame[~frame["case_id"].isin(done)]
     todo = todo.iloc[np.argsort([-_file_bytes(p) for p in todo[image_column]], kind="stable")]  # largest first
@@ -183,20 +181,6 @@ def _params_name(params: Any) -> str:
     return f"of preset {preset!r}" if preset else repr(str(params))
 
 
-def _check_resumable(out: os.PathLike, convention: str) -> None:
-    """Refuse to resume (or overwrite) a feature table made under the other convention."""
-    if not os.path.exists(out):
-        return
-    try:
-        previous = read_table(out)
-    except Exception:  # an unreadable earlier output is simply recomputed
-        return
-    made = (previous.attrs.get("provenance") or {}).get("convention", "pyradiomics")
-    if made != convention:
-        raise SettingsError(f"{out} holds features of the {made!r} convention; this run uses {convention!r}, whose "
-                            f"names and values differ: write to another file, or delete {out} to replace it")
-
-
 def _file_bytes(path: Any) -> int:
     try:
         return os.path.getsize(path) if isinstance(path, str) and os.path.isfile(path) else 0
@@ -244,7 +228,10 @@ def _case_rows(table: pd.DataFrame, image_column: str, mask_column: str,
     return pd.DataFrame.from_records(records, columns=[*table.columns, "_labels"])
 
 
-def _previous_rows(out: os.PathLike | None, store: PartStore | None, key: str) -> pd.DataFrame:
+def _previous_rows(out: os.PathLike | None, store: PartStore | None, key: str, convention: str) -> pd.DataFrame:
+    """The finished rows of an earlier run of the same parameters (its output and its parts); raises
+    :class:`SettingsError` when the earlier output holds features of the other convention, which this run would
+    otherwise overwrite with names and values that differ."""
     if out is None or store is None:
         return pd.DataFrame()
     frames = []
@@ -253,7 +240,12 @@ def _previous_rows(out: os.PathLike | None, store: PartStore | None, key: str) -
             finished = read_table(out)
         except Exception:  # an unreadable earlier output is simply recomputed
             finished = pd.DataFrame()
-        if (finished.attrs.get("provenance") or {}).get("params_hash") == key:
+        made = finished.attrs.get("provenance") or {}
+        if made.get("stage") == "extract" and made.get("convention", "pyradiomics") != convention:
+            raise SettingsError(f"{out} holds features of the {made.get('convention', 'pyradiomics')!r} convention; "
+                                f"this run uses {convention!r}, whose names and values differ: write to another "
+                                f"file, or delete {out} to replace it")
+        if made.get("params_hash") == key:
             frames.append(finished)
     parts = store.read_all()
     if len(parts):

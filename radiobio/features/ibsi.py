@@ -102,9 +102,10 @@ TEXTURE_TAGS: dict[str, dict[str, tuple[str, ...]]] = {
     "ngtdm": {"Coarseness": ("coarseness",), "Contrast": ("contrast",), "Busyness": ("busyness",),
               "Complexity": ("complexity",), "Strength": ("strength",)},
 }
-TEXTURE_PREFIX = {"glcm": "cm", "glrlm": "rlm", "glszm": "szm", "gldm": "ngl", "ngtdm": "ngt"}
+TEXTURE_PREFIX = {name: CLASS_FAMILIES[name][0] for name in TEXTURE_CLASSES}
 #: Every IBSI family prefix a column of an IBSI-convention table can carry.
-IBSI_FAMILIES = {"morph", "loc", "stat", "ih", "ivh", "cm", "rlm", "szm", "dzm", "ngt", "ngl"}
+IBSI_FAMILIES = {family for families in CLASS_FAMILIES.values() for family in families} | (set(EXTRA_FAMILIES)
+                                                                                          - {"diag"})
 
 
 @dataclass(frozen=True)
@@ -335,13 +336,13 @@ def process_label(image: sitk.Image, roi: sitk.Image, settings: IbsiSettings,
                   grid: tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]] | None = None) -> IbsiRegion:
     """Interpolate, re-segment and discretise one label's ROI (``roi``: 0/1 on the image's grid) the IBSI way.
 
-    ``image`` may be a crop of the whole image (see :func:`label_crop`); ``grid`` is then the IBSI grid of the whole
-    image (:func:`ibsi_grid`), on which the interpolation grid is aligned.
+    ``image`` and ``roi`` are the label's crop of the whole image (:func:`label_crop`), which holds all the context
+    the processing reads; ``grid`` is the IBSI grid of the whole image (:func:`ibsi_grid`), on which the
+    interpolation grid is aligned (computed from ``image`` when not given).
     """
-    margin_mm = MARGIN_MM
     if settings.spacing is not None:
         size, spacing, origin = grid if grid is not None else ibsi_grid(image, settings.spacing)
-        start, stop = _new_grid_box(roi, size, spacing, origin, image.GetDirection(), margin_mm)
+        start, stop = _new_grid_box(roi, size, spacing, origin, image.GetDirection(), MARGIN_MM)
         origin = tuple(float(v) for v in np.asarray(origin) + np.asarray(image.GetDirection()).reshape(3, 3)
                        @ (np.asarray(start) * np.asarray(spacing)))
         sub_size = tuple(int(b - a) for a, b in zip(start, stop))
@@ -355,12 +356,8 @@ def process_label(image: sitk.Image, roi: sitk.Image, settings: IbsiSettings,
         if settings.round_intensities:
             intensities = np.round(intensities)
     else:
-        start, stop = _box(sitk.GetArrayFromImage(roi) > 0, image.GetSpacing(), margin_mm)
-        lower = tuple(int(v) for v in start)
-        upper = tuple(int(n - b) for n, b in zip(image.GetSize(), stop))
-        work = sitk.Crop(image, lower, upper)
-        intensities = sitk.GetArrayFromImage(work).astype(float)
-        morph = sitk.GetArrayFromImage(sitk.Crop(roi, lower, upper)) > 0
+        intensities = sitk.GetArrayFromImage(image).astype(float)
+        morph = sitk.GetArrayFromImage(roi) > 0
         spacing = image.GetSpacing()
     if not morph.any():
         raise MaskError("the ROI has no voxel left after interpolation (no interpolated mask value reaches 0.5); "
@@ -381,9 +378,8 @@ def process_label(image: sitk.Image, roi: sitk.Image, settings: IbsiSettings,
         raise MaskError("re-segmentation leaves no voxel of the ROI: check resegmentRange against the image's "
                         "intensities")
     levels, n_levels = _discretise(intensities, keep, settings)
-    intensity_range = settings.resegment_range
     return IbsiRegion(intensities, morph, keep, levels, tuple(float(s) for s in spacing[::-1]), n_levels,
-                      intensity_range)
+                      settings.resegment_range)
 
 
 def label_crop(image: sitk.Image, mask: sitk.Image, label: int, stats: sitk.LabelShapeStatisticsImageFilter,
@@ -415,17 +411,6 @@ def _resample(image: sitk.Image, reference: sitk.Image, interpolator: int) -> np
     resampler.SetOutputPixelType(sitk.sitkFloat64)
     resampler.SetUseNearestNeighborExtrapolator(True)
     return sitk.GetArrayFromImage(resampler.Execute(sitk.Cast(image, sitk.sitkFloat64)))
-
-
-def _box(mask: np.ndarray, spacing_xyz: tuple[float, ...], margin_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Index box x, y, z (start inclusive, stop exclusive) around ``mask`` (z, y, x) plus ``margin_mm``."""
-    where = np.argwhere(mask)
-    if not len(where):
-        raise MaskError("the label has no voxel")
-    margin = np.ceil(margin_mm / np.asarray(spacing_xyz)).astype(int)
-    start = np.maximum(where.min(axis=0)[::-1] - margin, 0)
-    stop = np.minimum(where.max(axis=0)[::-1] + 1 + margin, np.asarray(mask.shape[::-1]))
-    return start, stop
 
 
 def _new_grid_box(roi: sitk.Image, size: tuple[int, ...], spacing: tuple[float, ...], origin: tuple[float, ...],
@@ -461,14 +446,19 @@ def _discretise(intensities: np.ndarray, keep: np.ndarray, settings: IbsiSetting
         lower = settings.resegment_range[0]  # checked present
         levels[keep] = np.floor((values - lower) / settings.bin_width).astype(np.int64) + 1
         return levels, None
-    low, high = float(values.min()), float(values.max())
     count = int(settings.bin_count)
-    if high == low:
-        levels[keep] = 1
-    else:
-        binned = np.floor(count * (values - low) / (high - low)).astype(np.int64) + 1
-        levels[keep] = np.minimum(binned, count)
+    levels[keep] = fixed_bin_number(values, count)
     return levels, count
+
+
+def fixed_bin_number(values: np.ndarray, count: int) -> np.ndarray:
+    """IBSI fixed bin number discretisation: ``floor(count (x - min) / (max - min)) + 1``, the maximum in bin
+    ``count``, every value in bin 1 when all are equal; bins 1..count as int64."""
+    low, high = float(values.min()), float(values.max())
+    if high == low:
+        return np.ones(values.shape, dtype=np.int64)
+    binned = np.floor(count * (values - low) / (high - low)).astype(np.int64) + 1
+    return np.minimum(binned, count)
 
 
 # ---------------------------------------------------------------------------------------------------------- texture
@@ -618,10 +608,7 @@ def _binned_ivh(region: IbsiRegion, count: int) -> dict[str, float]:
     with a fixed bin number): the bins 1..count are the intensities."""
     from radiobio.features.ibsi_families import intensity_volume_histogram_features
 
-    values = region.intensities[region.intensity_mask]
-    low, high = float(values.min()), float(values.max())
-    binned = np.ones(values.shape) if high == low else np.minimum(
-        np.floor(count * (values - low) / (high - low)) + 1, count)
+    binned = fixed_bin_number(region.intensities[region.intensity_mask], count)
     return intensity_volume_histogram_features(binned, 1.0, float(count))
 
 

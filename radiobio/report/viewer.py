@@ -47,6 +47,7 @@ from radiobio.batch import case_file_name
 from radiobio.errors import ReportError, SettingsError
 from radiobio.report.overlays import CT_WINDOWS, DEFAULT_COLOURS, MR_PERCENTILES, label_colours
 from radiobio.report.results import ResultTable, result_tables
+from radiobio.tables import is_missing
 
 #: The review page, in the results folder.
 REVIEW_FILE = "review.html"
@@ -110,7 +111,7 @@ def review_queue(results: str | os.PathLike, *, mask_column: str | None = None) 
     if "qc_score" in table.columns:
         queue["qc_score"] = pd.to_numeric(table["qc_score"], errors="coerce")
         flags = table["qc_flags"] if "qc_flags" in table.columns else pd.Series("", index=table.index)
-        queue["qc_flags"] = flags.map(lambda v: "" if _missing(v) else str(v))
+        queue["qc_flags"] = flags.map(lambda v: "" if is_missing(v) else str(v))
         queue = queue.sort_values("qc_score", ascending=False, na_position="last", kind="stable")
     queue = queue.reset_index(drop=True)
     queue.insert(0, "rank", range(1, len(queue) + 1))
@@ -349,7 +350,7 @@ def read_verdicts(path: str | os.PathLike) -> pd.DataFrame:
                           f"{', '.join(map(str, table.columns))}); export it from {REVIEW_FILE}")
     table = table[list(VERDICT_COLUMNS)].copy()
     for column in VERDICT_COLUMNS:
-        table[column] = table[column].map(lambda v: "" if _missing(v) else str(v))
+        table[column] = table[column].map(lambda v: "" if is_missing(v) else str(v))
     duplicated = sorted(set(table.loc[table["case_id"].duplicated(), "case_id"]))
     if duplicated:
         raise ReportError(f"{path}: case(s) listed twice: {', '.join(duplicated)}")
@@ -410,15 +411,7 @@ def _static_text(name: str) -> str:
 
 
 def _path_or_none(value: Any) -> str | None:
-    return None if _missing(value) else str(value)
-
-
-def _missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
+    return None if is_missing(value) else str(value)
 
 
 def _json_number(value: Any) -> float | None:

@@ -340,8 +340,8 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     a case that is not gets an error row.
 
     ``crop=True`` spends no work outside each input's foreground (the body of a CT, the non-zero region of an MR;
-    :mod:`radiobio.segmentation.foreground`): 3D windows without foreground are skipped, so labels inside it are
-    those of the full sliding window; ``crop=False`` runs the full sliding window everywhere.
+    :mod:`radiobio.segmentation.foreground`): windows (2D: slices) without foreground are skipped, so labels inside
+    it are those of the full sliding window; ``crop=False`` runs the full sliding window everywhere.
     """
     dicom_kind = check_dicom_kind(dicom_out)
     bundle = read_bundle(model)  # fails fast on a bad name or card, before Keras loads

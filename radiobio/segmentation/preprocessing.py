@@ -137,10 +137,11 @@ def image_array(image: sitk.Image) -> np.ndarray:
 
 
 def prepare_image(image: sitk.Image, config: SegmentationConfig, name: str = "image", *,
-                  model_name: str | None = None, crop: bool = True) -> PreparedImage:
+                  model_name: str | None = None, crop: bool = False) -> PreparedImage:
     """Reorient, resample and normalise ``image`` for the model; validates it first (:func:`check_image`: a single
     slice or a 2D image for a 3D model, the channel count), naming ``model_name`` in the message. ``crop``: also
-    find the input's foreground (:mod:`radiobio.segmentation.foreground`) so inference skips what lies outside."""
+    find the input's foreground (:mod:`radiobio.segmentation.foreground`) so inference skips what lies outside
+    (inference asks for it; training does not need it)."""
     from radiobio.segmentation.foreground import foreground_mask
 
     check_image(image, config, name, model_name=model_name)

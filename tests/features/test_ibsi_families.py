@@ -16,6 +16,7 @@ import pytest
 import SimpleITK as sitk
 
 from radiobio.errors import GeometryError, MaskError, SettingsError
+from radiobio.features.conformance import allowed_deviation
 from radiobio.features.ibsi_families import FAMILIES, ibsi_family_features
 from tests.conftest import require_data
 
@@ -67,14 +68,6 @@ def _ct_config_a_features() -> dict[str, float]:
                                 intensity_range=(-500.0, 400.0), spacing_zyx_mm=image.GetSpacing()[::-1])
 
 
-def _allowed_deviation(reference: float, tolerance: float) -> float:
-    """The IBSI tolerance, at least half a unit in the third significant digit of the (rounded) reference."""
-    if reference == 0:
-        return max(tolerance, 1e-12)
-    half_unit = 0.5 * 10.0 ** (math.floor(math.log10(abs(reference))) - 2)
-    return max(tolerance, half_unit) + 1e-12
-
-
 @pytest.mark.parametrize("tag", TAGS)
 def test_digital_phantom_matches_ibsi_reference(tag: str) -> None:
     reference = _reference()
@@ -84,7 +77,7 @@ def test_digital_phantom_matches_ibsi_reference(tag: str) -> None:
         pytest.skip(f"{tag}: IBSI gives no reference value (not standardised)")
     expected, tolerance = float(value_text), float(tolerance_text or 0)
     value = _phantom_features()[tag]
-    assert abs(value - expected) <= _allowed_deviation(expected, tolerance), (tag, value, expected, tolerance)
+    assert abs(value - expected) <= allowed_deviation(expected, tolerance), (tag, value, expected, tolerance)
 
 
 @pytest.mark.parametrize("tag", [tag for tag in TAGS if not tag.endswith(("_2_5D", "_3D"))])
@@ -94,7 +87,7 @@ def test_ct_phantom_configuration_a_matches_ibsi_reference(tag: str) -> None:
         pytest.skip(f"{tag}: no configuration A reference value")
     expected, tolerance = float(value_text), float(tolerance_text or 0)
     value = _ct_config_a_features()[tag]
-    assert abs(value - expected) <= _allowed_deviation(expected, tolerance), (tag, value, expected, tolerance)
+    assert abs(value - expected) <= allowed_deviation(expected, tolerance), (tag, value, expected, tolerance)
 
 
 def test_every_testable_reference_row_of_the_families_is_computed() -> None:
