@@ -48,6 +48,11 @@ class OutcomeWarning(UserWarning):
     """Data were usable but handled in a documented way (a fold without events, a one-patient batch...)."""
 
 
+class DomainWarning(UserWarning):
+    """An input lies outside a model's training domain (modality, voxel spacing, field of view, intensities):
+    its mask was made, but needs a look whatever its quality score."""
+
+
 class DicomWarning(UserWarning):
     """A DICOM input was read with a documented handling: a skipped POINT or OPEN_PLANAR contour, an uneven slice
     spacing kept as read, a ROI without contours left out."""

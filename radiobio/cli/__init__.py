@@ -5,7 +5,8 @@ The subcommands are named for the task, not for the Python function behind them:
 ``radiobio.features.extract_features``, ``ibsi-check`` ``radiobio.features.conformance.ibsi_check``,
 ``train`` ``radiobio.segmentation.train``, ``segment``
 ``radiobio.segmentation.segment``, ``models`` ``radiobio.segmentation.list_bundles``, ``evaluate``
-``radiobio.segmentation.evaluate``, ``stress-test`` ``radiobio.segmentation.stress.stress_test``,
+``radiobio.segmentation.evaluate``, ``stress-test`` ``radiobio.segmentation.stress.stress_test``, ``calibrate-qc``
+``radiobio.segmentation.quality.calibrate_quality``,
 ``biomarkers <name>`` the biomarker functions (``nodules`` ->
 ``nodule_volumetry``, ``cardiac`` -> ``cardiac_function``, ``hippocampus`` -> ``hippocampal_volume``, ...),
 ``survival`` ``radiobio.outcome.cox`` and ``kaplan_meier``, ``signature`` ``radiobio.outcome.nested_cv``,
@@ -28,8 +29,8 @@ import warnings
 from radiobio.quiet import quiet_tensorflow
 
 #: Subcommand modules, in the order ``--help`` lists them (module ``ibsi_check`` is the command ``ibsi-check``).
-STAGES = ("scan", "extract", "ibsi_check", "train", "segment", "models", "evaluate", "stress_test", "biomarkers",
-          "survival", "signature", "report", "demo")
+STAGES = ("scan", "extract", "ibsi_check", "train", "segment", "models", "evaluate", "stress_test", "calibrate_qc",
+          "biomarkers", "survival", "signature", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

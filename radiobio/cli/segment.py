@@ -73,4 +73,25 @@ def run(args: argparse.Namespace) -> int:
     if reused:
         print(f"{reused} mask(s) kept from an earlier run of the same model ({bundle.digest}); --overwrite "
               f"recomputes them")
+    print_review_summary(table, args.out)
     return report_failures("segment", table, Path(args.out) / "cohort.csv", what="cases segmented")
+
+
+def print_review_summary(table, out: str, shown: int = 5) -> None:
+    """Print how many masks the quality score sends to review first (score >= 0.5), the highest ones with their
+    flags, and whether the score is calibrated."""
+    from radiobio.segmentation.quality import REVIEW_SCORE
+
+    if "qc_score" not in table.columns:
+        return
+    scored = table[table["qc_score"].notna()].sort_values("qc_score", ascending=False)
+    if not len(scored):
+        return
+    review = scored[(scored["qc_score"] >= REVIEW_SCORE) | scored["qc_out_of_domain"]]
+    print(f"quality: {len(review)} of {len(scored)} mask(s) to review first (qc_score >= {REVIEW_SCORE:g} or out of "
+          f"the model's domain); the report lists every mask by qc_score (radiobio report {out})")
+    for row in review.head(shown).itertuples(index=False):
+        print(f"  {row.case_id}: qc_score {row.qc_score:.2f}" + (f" ({row.qc_flags})" if row.qc_flags else ""))
+    notes = {n for n in scored["qc_note"] if n}
+    for note in notes:
+        print(f"note: {note}")

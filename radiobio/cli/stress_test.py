@@ -14,13 +14,15 @@ EXAMPLE = """examples:
 perturbations: gaussian_noise, rician_noise, bias_field, motion_ghosting, blur, low_resolution, contrast,
 intensity_scale, partial_fov, metal_streaks (CT only) [all that apply to the model's modality].
 writes OUT_DIR/masks/<perturbation>/<severity>/<case>.nii.gz, OUT_DIR/stress_test.csv (perturbation, severity,
-case_id, label, label_name, dice, hd95_mm, qc_score, mask, error; the clean baseline is perturbation "none" at
-severity 0) and OUT_DIR/stress_test.png (mean Dice against severity), and prints the mean Dice table.
+case_id, label, label_name, dice, hd95_mm, qc_score, qc_flags, qc_<signal>, mask, error; the clean baseline is
+perturbation "none" at severity 0) and OUT_DIR/stress_test.png (mean Dice against severity), and prints the mean
+Dice table and how well qc_score finds the masks with mean Dice < 0.8 (ROC AUC; volume z-scores alone beside it).
 exit code: 0 every case ran, 1 some case failed (its rows hold the error), 2 usage error (nothing run).
 """
 
 
-def _severities(text: str) -> list[float]:
+def severity_list(text: str) -> list[float]:
+    """Parse ``0,0.5,1`` into severities (checked later, in [0, 1])."""
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -46,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output folder (masks/, stress_test.csv, stress_test.png)")
     parser.add_argument("--perturbations", default=None, metavar="NAMES",
                         help="perturbations, comma-separated [all that apply to the model's modality]")
-    parser.add_argument("--severities", type=_severities, default=None, metavar="LIST",
+    parser.add_argument("--severities", type=severity_list, default=None, metavar="LIST",
                         help="severities in [0, 1], comma-separated; 0 is the clean baseline [0,0.25,0.5,0.75,1]")
     parser.add_argument("--image-column", default="image", help="column holding image paths [image]")
     parser.add_argument("--modality", choices=("CT", "MR"), default=None,
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from radiobio.errors import RadiobioError
+    from radiobio.segmentation.quality import DICE_TARGET, qc_auc
     from radiobio.segmentation.stress import DEFAULT_SEVERITIES, TABLE_FILE, mean_dice, stress_test
 
     try:
@@ -75,4 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if len(means):
         print("mean Dice (cases x labels) per perturbation and severity:")
         print(means.to_string(float_format=lambda v: f"{v:.3f}"))
+    auc = qc_auc(table)
+    if auc["n_below"] and auc["n_below"] < auc["n_masks"]:
+        print(f"qc_score finds the {auc['n_below']:.0f} of {auc['n_masks']:.0f} masks with mean Dice < "
+              f"{DICE_TARGET:g}: AUC {auc['auc_qc_score']:.3f} (volume z-scores alone: {auc['auc_volume_z']:.3f})")
     return report_failures("stress-test", table, Path(args.out) / TABLE_FILE, what="cases ran")

@@ -89,9 +89,35 @@ def render_card(card: dict[str, Any]) -> str:
         lines += ["", f"Mean Dice over labels and cases: **{_fmt(metrics.get('mean_dice'))}**"]
     else:
         lines.append("Not validated yet.")
+    lines += _quality_lines(card.get("quality") or {}, labels)
     versions = card.get("versions", {})
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in versions.items()) or "–", ""]
     if card.get("license") or card.get("citation"):
         lines += ["## Licence and citation", "", _fmt(card.get("license")), "", _fmt(card.get("citation")), ""]
     lines += [f"Created {card.get('created')}.", ""]
     return "\n".join(lines)
+
+
+def _quality_lines(quality: dict[str, Any], labels: dict[str, Any]) -> list[str]:
+    """The card's quality-score section: reference statistics and calibration (radiobio.segmentation.quality)."""
+    lines = ["", "## Quality score (qc_score)", ""]
+    reference = quality.get("reference")
+    calibration = quality.get("calibration")
+    if not reference and not calibration:
+        return [*lines, "No quality statistics: segment scores masks uncalibrated (radiobio calibrate-qc adds them)."]
+    if reference:
+        unit = reference.get("size_unit", "mL")
+        sizes = ", ".join(f"{labels.get(k, k)} {v['size_mean']:.3g} ± {v['size_sd']:.2g} {unit}"
+                          for k, v in (reference.get("labels") or {}).items())
+        lines.append(f"- reference: {reference.get('n_cases')} training cases ({reference.get('modality')}); label "
+                     f"sizes {sizes}")
+    if calibration:
+        lines.append(f"- calibrated for {calibration.get('target')} on {calibration.get('n_masks')} masks of "
+                     f"{len(calibration.get('cases') or [])} validation cases ({calibration.get('n_below')} below), "
+                     f"perturbations {', '.join(calibration.get('perturbations') or [])} at severities "
+                     f"{calibration.get('severities')}; in-sample AUC {_fmt(calibration.get('auc_in_sample'))}")
+        lines.append("- logistic coefficients per SD of each signal: " + ", ".join(
+            f"{n} {c:+.2f}" for n, c in zip(calibration.get("signals", []), calibration.get("coefficients", []))))
+    else:
+        lines.append("- not calibrated: qc_score is uncalibrated (radiobio calibrate-qc)")
+    return lines

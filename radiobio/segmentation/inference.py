@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +26,13 @@ from radiobio.atomic import write_text_atomic
 from radiobio.batch import Case, case_file_name, load_cases, run_batch
 from radiobio.cohort import CohortSource
 from radiobio.dicom.export import DICOM_SUFFIXES, check_dicom_kind, write_dicom_mask
-from radiobio.errors import ModelBundleError, RadiobioError, describe
+from radiobio.errors import DomainWarning, ModelBundleError, RadiobioError, describe
 from radiobio.imaging import read_image, read_mask, write_image
 from radiobio.segmentation.bundle import ModelBundle, load_bundle, read_bundle
 from radiobio.segmentation.config import PostprocessingSettings, SegmentationConfig
 from radiobio.segmentation.data import AXIS_INDEX, patch_shape
 from radiobio.segmentation.preprocessing import PreparedImage, prepare_image, restore_mask
+from radiobio.segmentation.quality import SIGNALS, Quality, cohort_flags, size_unit
 from radiobio.tables import is_missing, write_table
 
 #: Rows of the score buffer reduced to labels at once (bounds the temporary argmax array).
@@ -60,9 +62,13 @@ def window_starts(size: int, window: int, overlap: float) -> list[int]:
 
 
 class Predictor:
-    """Turns a batch of windows into class probabilities, with optional flip test-time augmentation."""
+    """Turns a batch of windows into class probabilities, with optional flip test-time augmentation.
 
-    def __init__(self, model, batch_size: int, flip_axes: tuple[int, ...] = ()):
+    ``spread=True`` (with at least two flip combinations) appends one channel: the members' disagreement per voxel,
+    the mean total-variation distance ``½ Σ_c |p_k − p̄|`` of each member's probabilities from their mean (0: all
+    agree, 1: disjoint)."""
+
+    def __init__(self, model, batch_size: int, flip_axes: tuple[int, ...] = (), spread: bool = False):
         from radiobio.segmentation.runtime import TorchGraphRunner, batch_predictor
 
         self.predict_batch = batch_predictor(model)
@@ -71,32 +77,37 @@ class Predictor:
         self.pad_batches = not isinstance(self.predict_batch, TorchGraphRunner)
         self.batch_size = batch_size
         self.flips = [combo for r in range(len(flip_axes) + 1) for combo in itertools.combinations(flip_axes, r)]
+        self.spread = spread and len(self.flips) > 1
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         count = len(batch)
         if count < self.batch_size and self.pad_batches:
             batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - count, axis=0)])
-        total = None
+        members = []
         for axes in self.flips:
             flipped = np.flip(batch, axes) if axes else batch
             probs = self.predict_batch(np.ascontiguousarray(flipped))
             if isinstance(probs, (list, tuple)):
                 probs = probs[0]
             probs = np.asarray(probs, dtype=np.float32)
-            probs = np.flip(probs, axes) if axes else probs
-            total = probs if total is None else total + probs
-        return total[:count] / len(self.flips)
+            members.append((np.flip(probs, axes) if axes else probs)[:count])
+        mean = np.mean(members, axis=0) if len(members) > 1 else members[0]
+        if not self.spread:
+            return mean
+        spread = np.mean([0.5 * np.abs(m - mean).sum(axis=-1) for m in members], axis=0)
+        return np.concatenate([mean, spread[..., None]], axis=-1)
 
 
 def predict_labels(model, volume: np.ndarray, config: SegmentationConfig, fill: float | None = None,
                    window: tuple[int, int, int] | None = None, batch_size: int | None = None,
-                   foreground: np.ndarray | None = None) -> np.ndarray:
+                   foreground: np.ndarray | None = None, maps: bool = False) -> np.ndarray | WindowResult:
     """Label array ``(z, y, x)`` uint8 for a prepared ``(z, y, x, c)`` volume.
 
     3D models slide ``window`` (default: the bundle's patch size) with the configured overlap and Gaussian
     weights; 2D models predict whole slices (padded to the encoder's size multiple) unless the network has a
     fixed input size, which then becomes the window. ``foreground`` (``(z, y, x)`` bool): windows (2D: slices)
     without a foreground voxel are skipped and labelled background; the others are those of the full run.
+    ``maps=True`` returns a :class:`WindowResult` with the entropy and test-time-augmentation disagreement maps.
     """
     from radiobio.segmentation.architectures import size_multiple
 
@@ -109,9 +120,23 @@ def predict_labels(model, volume: np.ndarray, config: SegmentationConfig, fill: 
             multiple = size_multiple(config.model)
             window = (1, *[int(np.ceil(s / multiple) * multiple) for s in volume.shape[1:3]])
     flip_axes = tuple(sorted(AXIS_INDEX[a] - (1 if dims == 2 else 0) + 1 for a in settings.tta_flips))
-    predictor = Predictor(model, batch_size or settings.batch_size, flip_axes)
-    return sliding_window(predictor, volume, window, settings.overlap, settings.sigma_scale, config.num_classes,
-                          predictor.batch_size, dims, fill, foreground)
+    predictor = Predictor(model, batch_size or settings.batch_size, flip_axes, spread=maps)
+    result = slide_windows(predictor, volume, window, settings.overlap, settings.sigma_scale, config.num_classes,
+                           predictor.batch_size, dims, fill, foreground, maps=maps, spread=predictor.spread)
+    return result if maps else result.labels
+
+
+@dataclass
+class WindowResult:
+    """What a sliding window gives: labels, and with ``maps`` the uncertainty maps on the same ``(z, y, x)`` grid.
+
+    ``entropy``: the blended class probabilities' entropy divided by log(number of classes), × 255 as uint8 (0:
+    certain, 255: uniform); ``disagreement``: the test-time-augmentation members' disagreement (see
+    :class:`Predictor`) × 255 as uint8, None without test-time augmentation. Voxels no window ran are 0 in both."""
+
+    labels: np.ndarray
+    entropy: np.ndarray | None = None
+    disagreement: np.ndarray | None = None
 
 
 def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, window: tuple[int, int, int],
@@ -124,6 +149,16 @@ def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarr
     c)`` for 2D) to probabilities. ``foreground`` (``(z, y, x)`` bool): windows of the grid holding none of it are
     not run, and their voxels, all outside it, are labelled 0.
     """
+    return slide_windows(predict, volume, window, overlap, sigma_scale, num_classes, batch_size, dims, fill,
+                         foreground).labels
+
+
+def slide_windows(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, window: tuple[int, int, int],
+                  overlap: float, sigma_scale: float, num_classes: int, batch_size: int, dims: int = 3,
+                  fill: float | None = None, foreground: np.ndarray | None = None, *, maps: bool = False,
+                  spread: bool = False) -> WindowResult:
+    """:func:`sliding_window`, also reducing each finished slab to the uncertainty maps of :class:`WindowResult`
+    when ``maps`` is set. ``spread``: ``predict`` appends the members' disagreement as one last channel."""
     from radiobio.segmentation.foreground import window_has_foreground
 
     fill = float(volume.min()) if fill is None else fill
@@ -138,18 +173,23 @@ def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarr
     starts = [window_starts(int(t), int(w), overlap if w > 1 else 0.0) for t, w in zip(target, window)]
     weights = gaussian_weights(window, sigma_scale)[..., None]
     windows = list(itertools.product(*starts))
+    crop = tuple(slice(int(b), int(b + s)) for b, s in zip(before, size))
     if foreground is not None:
         windows = [start for start in windows if window_has_foreground(foreground, start, window)]
         if not windows:
-            return np.zeros(tuple(size), dtype=np.uint8)
+            empty = np.zeros(tuple(size), dtype=np.uint8)
+            return WindowResult(empty, empty.copy() if maps else None, empty.copy() if maps and spread else None)
     if window[0] > 1:  # 3D: a batch never spans two rows of windows, so the buffer stays one window deep
         batches = [chunk for _, row in itertools.groupby(windows, key=lambda w: w[0])
                    for chunk in _chunks(list(row), batch_size)]
     else:
         batches = list(_chunks(windows, batch_size))
     depth = max(b[-1][0] + window[0] - b[0][0] for b in batches)
-    scores = np.zeros((depth, target[1], target[2], num_classes), dtype=np.float32)
+    channels = num_classes + (1 if spread else 0)
+    scores = np.zeros((depth, target[1], target[2], channels), dtype=np.float32)
     labels = np.zeros(tuple(target), dtype=np.uint8)
+    entropy = np.zeros(tuple(target), dtype=np.uint8) if maps else None
+    disagreement = np.zeros(tuple(target), dtype=np.uint8) if maps and spread else None
     top = 0  # z index of the buffer's first row
 
     def flush(until: int) -> None:
@@ -161,7 +201,11 @@ def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarr
             return
         for row in range(0, min(done, depth), FLUSH_ROWS):  # rows past the buffer no window reached: label 0
             end = min(row + FLUSH_ROWS, done, depth)
-            labels[top + row:top + end] = np.argmax(scores[row:end], axis=-1)
+            block = scores[row:end]
+            labels[top + row:top + end] = np.argmax(block[..., :num_classes], axis=-1)
+            if maps:
+                _uncertainty_rows(block, num_classes, entropy[top + row:top + end],
+                                  None if disagreement is None else disagreement[top + row:top + end])
         for row in range(0, depth - done, done):  # blocks of `done` rows: source and target never overlap
             end = min(row + done, depth - done)
             scores[row:end] = scores[row + done:end + done]
@@ -177,8 +221,22 @@ def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarr
         for (z, y, x), p in zip(batch, probs):
             scores[z - top:z - top + window[0], y:y + window[1], x:x + window[2]] += p * weights
     flush(int(target[0]))
-    crop = tuple(slice(int(b), int(b + s)) for b, s in zip(before, size))
-    return labels[crop]
+    return WindowResult(labels[crop], None if entropy is None else entropy[crop],
+                        None if disagreement is None else disagreement[crop])
+
+
+def _uncertainty_rows(block: np.ndarray, num_classes: int, entropy: np.ndarray, disagreement: np.ndarray | None):
+    """Write the normalised entropy (and the members' disagreement) of blended score rows, × 255 as uint8."""
+    weight = block[..., :num_classes].sum(axis=-1)
+    covered = weight > 0
+    probs = block[..., :num_classes] / np.where(covered, weight, 1.0)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0)
+    value = -terms.sum(axis=-1) / np.log(max(num_classes, 2))
+    entropy[...] = np.where(covered, np.clip(np.rint(value * 255), 0, 255), 0).astype(np.uint8)
+    if disagreement is not None:
+        value = block[..., num_classes] / np.where(covered, weight, 1.0)
+        disagreement[...] = np.where(covered, np.clip(np.rint(value * 255), 0, 255), 0).astype(np.uint8)
 
 
 def _chunks(items: list, size: int):
@@ -216,16 +274,33 @@ def segment_image(image: sitk.Image, model: ModelBundle | str | os.PathLike, nam
     model, a wrong channel count).
     """
     bundle = load_bundle(model)
-    return segment_prepared(prepare_image(image, bundle.config, name, crop=crop), bundle)
+    return segment_prepared(prepare_image(image, bundle.config, name, crop=crop), bundle)[0]
 
 
-def segment_prepared(prepared: PreparedImage, bundle: ModelBundle) -> sitk.Image:
-    """Segment an image already prepared for ``bundle``; frees ``prepared.array`` once the network has run."""
+def segment_with_quality(image: sitk.Image, model: ModelBundle | str | os.PathLike, name: str = "image", *,
+                         crop: bool = True, modality: str | None = None) -> tuple[sitk.Image, Quality]:
+    """:func:`segment_image`, also returning the mask's :class:`~radiobio.segmentation.quality.Quality` (its
+    ``qc_score``, flags and domain findings against the bundle's card; ``modality`` of the image when known)."""
+    bundle = load_bundle(model)
+    prepared = prepare_image(image, bundle.config, name, crop=crop, foreground=True)
+    mask, quality = segment_prepared(prepared, bundle, quality=True, modality=modality)
+    return mask, quality
+
+
+def segment_prepared(prepared: PreparedImage, bundle: ModelBundle, *, quality: bool = False,
+                     modality: str | None = None) -> tuple[sitk.Image, Quality | None]:
+    """Segment an image already prepared for ``bundle``; frees ``prepared.array`` once the network has run.
+    Returns the mask and, with ``quality``, its :class:`~radiobio.segmentation.quality.Quality`."""
+    from radiobio.segmentation.quality import measure_quality
+
     config = bundle.config
-    labels = predict_labels(bundle.model, prepared.array, config, foreground=prepared.foreground)
+    result = predict_labels(bundle.model, prepared.array, config,
+                            foreground=prepared.foreground if prepared.crop else None, maps=quality)
+    raw = result.labels if isinstance(result, WindowResult) else result
+    labels = postprocess(raw, config.inference.postprocessing, sorted(config.labels))
+    report = measure_quality(result, labels, prepared, config, bundle.card, modality) if quality else None
     prepared.array = prepared.foreground = None  # no longer needed; free them before resampling back
-    labels = postprocess(labels, config.inference.postprocessing, sorted(config.labels))
-    return sitk.Cast(restore_mask(labels, prepared), sitk.sitkUInt8)
+    return sitk.Cast(restore_mask(labels, prepared), sitk.sitkUInt8), report
 
 
 _WORKER_BUNDLES: dict[str, ModelBundle] = {}
@@ -261,18 +336,25 @@ def segment_case(settings: SegmentSettings, case: Case) -> list[dict[str, Any]]:
             _WORKER_BUNDLES[key] = load_bundle(key)
         bundle = _WORKER_BUNDLES[key]
     image_path = case.path(settings.image_column, "image")
-    if not settings.overwrite and out_path.is_file() and mask_model(out_path) == bundle.digest:
+    record = _read_record(out_path)
+    if not settings.overwrite and out_path.is_file() and record.get("digest") == bundle.digest:
+        quality = Quality.from_json(record["quality"]) if record.get("quality") else None
         row: dict[str, Any] = {"mask": str(out_path), "reused": True}
         mask = read_mask(out_path) if settings.dicom_out else None
     else:
         image = read_image(image_path, **case.series_filters())
+        modality = image_modality(image) or case.value("modality")
         prepared = prepare_image(image, bundle.config, name=f"case {case.case_id}", model_name=bundle.name,
-                                 crop=settings.crop)
+                                 crop=settings.crop, foreground=True)
         del image  # only the prepared array and the grids are needed from here on (memory on large volumes)
-        mask = segment_prepared(prepared, bundle)
+        mask, quality = segment_prepared(prepared, bundle, quality=True, modality=modality)
         write_image(mask, out_path)
-        write_text_atomic(json.dumps(_mask_record(bundle, case.case_id), indent=2), _record_path(out_path))
+        record = {**_mask_record(bundle, case.case_id), "quality": quality.to_json()}
+        write_text_atomic(json.dumps(record, indent=2), _record_path(out_path))
         row = {"mask": str(out_path), "reused": False}
+    if quality is not None:
+        row.update(quality.row())
+        row["qc_sizes"] = quality.sizes
     if settings.dicom_out and mask is not None:
         dicom_path = Path(settings.dicom_dir) / f"{case_file_name(case.case_id)}{DICOM_SUFFIXES[settings.dicom_out]}"
         names = {int(value): str(name) for value, name in bundle.config.labels.items()}
@@ -300,11 +382,25 @@ def _check_dicom_sources(table: pd.DataFrame, image_column: str, kind: str) -> N
 
 def mask_model(mask_path: str | os.PathLike) -> str | None:
     """The digest of the bundle that made the mask at ``mask_path`` (from its ``.model.json`` record), or None."""
-    record = _record_path(Path(mask_path))
+    digest = _read_record(Path(mask_path)).get("digest")
+    return None if digest is None else str(digest)
+
+
+def _read_record(mask_path: Path) -> dict[str, Any]:
     try:
-        return str(json.loads(record.read_text())["digest"])
-    except (OSError, ValueError, KeyError):
-        return None
+        record = json.loads(_record_path(mask_path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def image_modality(image: sitk.Image) -> str | None:
+    """The DICOM Modality (0008,0060) an image read from DICOM carries in its metadata, else None."""
+    key = "0008|0060"
+    if image.HasMetaDataKey(key):
+        value = image.GetMetaData(key).strip()
+        return value or None
+    return None
 
 
 def _record_path(mask_path: Path) -> Path:
@@ -364,6 +460,7 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     if dicom_kind is not None:
         result["dicom"] = [rows[c].get("dicom") for c in result["case_id"]]
     result["error"] = [rows[c]["error"] for c in result["case_id"]]
+    _add_quality(result, rows, bundle)
     reused = sum(bool(r.get("reused")) for r in rows.values() if not r["error"])
     result.attrs["cohort_base_dir"] = table.attrs.get("cohort_base_dir")
     result.attrs["provenance"] = {"stage": "segment", "mask_column": mask_column, "reused_masks": reused,
@@ -374,6 +471,35 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     write_table(result, out / "cohort.csv")
     _copy_card(bundle, out / "models" / bundle.name)
     return result
+
+
+#: The quality columns :func:`segment` adds (see :mod:`radiobio.segmentation.quality`).
+QC_COLUMNS = ["qc_score", "qc_flags", "qc_out_of_domain", *[f"qc_{name}" for name in SIGNALS], "qc_note"]
+
+
+def _add_quality(result: pd.DataFrame, rows: dict[str, dict[str, Any]], bundle: ModelBundle) -> None:
+    """Add the quality columns, with the cohort's own size flags, and warn about inputs out of the model's domain."""
+    names = {int(k): str(v) for k, v in bundle.config.labels.items()}
+    sizes = {c: r["qc_sizes"] for c, r in rows.items() if not r["error"] and r.get("qc_sizes")}
+    extra = cohort_flags(sizes, names, size_unit(bundle.config.dims))
+    for column in QC_COLUMNS:
+        values = [rows[c].get(column) for c in result["case_id"]]
+        if column == "qc_flags":
+            values = ["; ".join([v] + extra[c] if v else extra[c]) if c in extra else (v or "")
+                      for c, v in zip(result["case_id"], values)]
+        elif column == "qc_out_of_domain":
+            values = [bool(v) for v in values]
+        elif column == "qc_note":
+            values = [v or "" for v in values]
+        else:
+            values = [np.nan if v is None else float(v) for v in values]
+        result[column] = values
+    outside = result.loc[result["qc_out_of_domain"], ["case_id", "qc_flags"]]
+    if len(outside):
+        listed = "; ".join(f"{c}: {f}" for c, f in outside.head(5).itertuples(index=False))
+        more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+        warnings.warn(f"{len(outside)} case(s) out of {bundle.name}'s domain (review their masks whatever their "
+                      f"qc_score): {listed}{more}", DomainWarning, stacklevel=3)
 
 
 def _refuse_foreign_masks(table: pd.DataFrame, masks: Path, bundle: ModelBundle) -> None:

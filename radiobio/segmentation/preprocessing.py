@@ -46,6 +46,7 @@ class PreparedImage:
     grid: Grid  # the prepared (model) grid
     original: Grid  # the input image's grid
     foreground: np.ndarray | None = None  # (z, y, x) bool: the body (CT) or non-zero region (MR); None: everything
+    crop: bool = False  # inference skips the windows outside ``foreground``
 
 
 def check_image(image: sitk.Image, config: SegmentationConfig, name: str = "image", *,
@@ -137,20 +138,22 @@ def image_array(image: sitk.Image) -> np.ndarray:
 
 
 def prepare_image(image: sitk.Image, config: SegmentationConfig, name: str = "image", *,
-                  model_name: str | None = None, crop: bool = False) -> PreparedImage:
+                  model_name: str | None = None, crop: bool = False, foreground: bool | None = None) -> PreparedImage:
     """Reorient, resample and normalise ``image`` for the model; validates it first (:func:`check_image`: a single
     slice or a 2D image for a 3D model, the channel count), naming ``model_name`` in the message. ``crop``: also
     find the input's foreground (:mod:`radiobio.segmentation.foreground`) so inference skips what lies outside
-    (inference asks for it; training does not need it)."""
+    (inference asks for it; training does not need it). ``foreground``: find it without cropping (the quality
+    signals compare the intensities inside it); None = as ``crop``."""
     from radiobio.segmentation.foreground import foreground_mask
 
     check_image(image, config, name, model_name=model_name)
     original = Grid.of(image)
     moved = resample(reorient(image, config.preprocessing.orientation), config.preprocessing.target_spacing)
     raw = image_array(moved)
-    foreground = foreground_mask(raw, config.preprocessing.intensity.mode) if crop else None
+    find = crop if foreground is None else (foreground or crop)
+    body = foreground_mask(raw, config.preprocessing.intensity.mode) if find else None
     array = normalize_intensity(raw, config.preprocessing.intensity, in_place=True)
-    return PreparedImage(array, Grid.of(moved), original, foreground)
+    return PreparedImage(array, Grid.of(moved), original, body, crop)
 
 
 def prepare_mask(mask: sitk.Image, prepared: PreparedImage, config: SegmentationConfig) -> np.ndarray:

@@ -37,6 +37,7 @@ from radiobio.errors import ModelBundleError, SettingsError, describe
 from radiobio.imaging import write_image
 from radiobio.segmentation.bundle import ModelBundle, load_bundle, read_bundle
 from radiobio.segmentation.perturbations import CT_ONLY, PERTURBATIONS, check_severity, perturbation_names
+from radiobio.segmentation.quality import SIGNALS
 from radiobio.tables import is_missing, write_table
 
 #: Severities of :func:`stress_test` by default.
@@ -44,8 +45,8 @@ DEFAULT_SEVERITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: The perturbation name of the clean baseline (severity 0, once per case).
 BASELINE = "none"
 #: Columns of the table :func:`stress_test` returns.
-COLUMNS = ["perturbation", "severity", "case_id", "label", "label_name", "dice", "hd95_mm", "qc_score", "mask",
-           "note", "error"]
+COLUMNS = ["perturbation", "severity", "case_id", "label", "label_name", "dice", "hd95_mm", "qc_score", "qc_flags",
+           "qc_out_of_domain", *[f"qc_{name}" for name in SIGNALS], "mask", "note", "error"]
 #: File names inside ``out_dir``.
 TABLE_FILE = "stress_test.csv"
 PLOT_FILE = "stress_test.png"
@@ -84,7 +85,7 @@ def case_seed(seed: int, case_id: str, perturbation: str) -> int:
 def stress_case(settings: StressSettings, case: Case) -> list[dict[str, Any]]:
     """Stress one case (the measure of :func:`stress_test`): baseline and every perturbation × severity, one row
     per label; a perturbation that fails gives one row with its ``error``, the others continue."""
-    from radiobio.segmentation.inference import segment_image
+    from radiobio.segmentation.inference import segment_with_quality
     from radiobio.segmentation.metrics import compare_masks
 
     bundle = settings.bundle
@@ -102,7 +103,7 @@ def stress_case(settings: StressSettings, case: Case) -> list[dict[str, Any]]:
     runs += [(name, s) for name in settings.perturbations for s in settings.severities if s > 0]
     rows: list[dict[str, Any]] = []
     for name, severity in runs:
-        base = {"perturbation": name, "severity": severity, "qc_score": np.nan}
+        base: dict[str, Any] = {"perturbation": name, "severity": severity}
         out = Path(settings.masks_dir) / name / severity_folder(severity) / f"{case_file_name(case.case_id)}.nii.gz"
         try:
             if name == BASELINE:
@@ -112,14 +113,17 @@ def stress_case(settings: StressSettings, case: Case) -> list[dict[str, Any]]:
                                                 modality=settings.modality)
             else:
                 perturbed = PERTURBATIONS[name](image, severity, case_seed(settings.seed, case.case_id, name))
-            predicted = segment_image(perturbed, bundle, name=f"case {case.case_id} ({name} {severity:g})")
+            predicted, quality = segment_with_quality(perturbed, bundle, f"case {case.case_id} ({name} {severity:g})",
+                                                      modality=settings.modality)
             write_image(predicted, out)
             scores = compare_masks(predicted, reference, sorted(labels))
         except Exception as exc:  # one perturbation failing never stops the others
             rows.append({**base, "error": describe(exc)})
             continue
+        qc = {k: v for k, v in quality.row().items() if k in COLUMNS}
         rows += [{**base, "label": row["label"], "label_name": labels.get(row["label"], str(row["label"])),
-                  "dice": row["dice"], "hd95_mm": row["hd95_mm"], "mask": str(out), "error": ""} for row in scores]
+                  "dice": row["dice"], "hd95_mm": row["hd95_mm"], **qc, "mask": str(out), "error": ""}
+                 for row in scores]
     return rows
 
 
@@ -189,10 +193,11 @@ def stress_test(model: ModelBundle | str | os.PathLike, cohort: CohortSource, *,
     """Segment perturbed copies of every case with ``model`` and score them against ``mask_column``.
 
     Returns one row per perturbation × severity × case × label: ``perturbation``, ``severity`` (0–1), ``case_id``,
-    ``label``, ``label_name``, ``dice``, ``hd95_mm`` (mm), ``qc_score`` (NaN: segmentation gives no quality score
-    yet), ``mask`` (the predicted mask's path), ``note`` and ``error``. The clean baseline is perturbation
-    ``"none"`` at severity 0, once per case (see module docs); a case that fails gives one row with its ``error``,
-    a perturbation that fails one row with that perturbation's error, and the rest continues.
+    ``label``, ``label_name``, ``dice``, ``hd95_mm`` (mm), ``qc_score``, ``qc_flags``, ``qc_out_of_domain`` and the
+    quality signals ``qc_<signal>`` of the predicted mask (:mod:`radiobio.segmentation.quality`; the same on every
+    label row of a mask), ``mask`` (the predicted mask's path), ``note`` and ``error``. The clean baseline is
+    perturbation ``"none"`` at severity 0, once per case (see module docs); a case that fails gives one row with its
+    ``error``, a perturbation that fails one row with that perturbation's error, and the rest continues.
 
     ``perturbations``: names of :data:`~radiobio.segmentation.perturbations.PERTURBATIONS` (a list or
     ``"blur,contrast"``); ``None`` = all that apply to the model's modality. ``modality``: ``"CT"`` or ``"MR"``;
@@ -241,10 +246,11 @@ def stress_test(model: ModelBundle | str | os.PathLike, cohort: CohortSource, *,
     result = result.assign(_p=result["perturbation"].map(order)).sort_values(
         ["_p", "severity"], kind="stable", na_position="first").drop(columns="_p").reset_index(drop=True)
     result["label"] = result["label"].astype("Int64")
-    for column in ("dice", "hd95_mm", "qc_score", "severity"):
+    for column in ("dice", "hd95_mm", "qc_score", "severity", *[f"qc_{name}" for name in SIGNALS]):
         result[column] = result[column].astype(float)
-    for column in ("note", "error"):
+    for column in ("note", "error", "qc_flags"):
         result[column] = result[column].fillna("")
+    result["qc_out_of_domain"] = result["qc_out_of_domain"].fillna(False).astype(bool)
     skipped = [n for n in PERTURBATIONS if n not in perturbation_names(modality)]
     result.attrs["provenance"] = {
         "stage": "stress_test", "model": {"name": bundle.name, "digest": bundle.digest,
