@@ -496,7 +496,9 @@ def _add_quality(result: pd.DataFrame, rows: dict[str, dict[str, Any]], bundle: 
         result[column] = values
     outside = result.loc[result["qc_out_of_domain"], ["case_id", "qc_flags"]]
     if len(outside):
-        listed = "; ".join(f"{c}: {f}" for c, f in outside.head(5).itertuples(index=False))
+        listed = "; ".join(f"{c}: " + ", ".join(f.removeprefix("out of domain: ") for f in flags.split("; ")
+                                                 if f.startswith("out of domain: "))
+                           for c, flags in outside.head(5).itertuples(index=False))
         more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
         warnings.warn(f"{len(outside)} case(s) out of {bundle.name}'s domain (review their masks whatever their "
                       f"qc_score): {listed}{more}", DomainWarning, stacklevel=3)

@@ -122,10 +122,12 @@ def test_cli_errors_and_exit_codes(hippocampus_data, tmp_path, capsys):
 def test_cli_runs_one_case(bundle, hippocampus_data, tmp_path, capsys):
     cohort_of(hippocampus_data, CASES[:1]).to_csv(tmp_path / "cohort.csv", index=False)
     code = main(["stress-test", str(tmp_path / "cohort.csv"), "-m", "hippocampus-3d", "--ref", "mask", "-o",
-                 str(tmp_path / "out"), "--perturbations", "intensity_scale", "--severities", "0,1", "-q"])
+                 str(tmp_path / "out"), "--perturbations", "intensity_scale,blur", "--severities", "0,1", "-q"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "intensity_scale" in printed and "stress-test: 1 cases ran, 0 failed" in printed
+    # 3 masks, the blurred one below Dice 0.8 and scored above the two others: AUC 1
+    assert "qc_score finds the 1 of 3 masks with mean Dice < 0.8: AUC 1.000" in printed
     table = read_table(tmp_path / "out" / "stress_test.csv")
     dice = table.pivot_table(index="perturbation", columns="label", values="dice")
     # the model z-scores its input: doubling and shifting the intensities leaves its masks almost unchanged
