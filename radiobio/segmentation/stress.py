@@ -250,7 +250,8 @@ def stress_test(model: ModelBundle | str | os.PathLike, cohort: CohortSource, *,
         result[column] = result[column].astype(float)
     for column in ("note", "error", "qc_flags"):
         result[column] = result[column].fillna("")
-    result["qc_out_of_domain"] = [value is True for value in result["qc_out_of_domain"]]
+    result["qc_out_of_domain"] = [bool(v) if isinstance(v, (bool, np.bool_)) else False
+                                  for v in result["qc_out_of_domain"]]
     skipped = [n for n in PERTURBATIONS if n not in perturbation_names(modality)]
     result.attrs["provenance"] = {
         "stage": "stress_test", "model": {"name": bundle.name, "digest": bundle.digest,
