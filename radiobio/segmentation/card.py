@@ -119,5 +119,6 @@ def _quality_lines(quality: dict[str, Any], labels: dict[str, Any]) -> list[str]
         lines.append("- logistic coefficients per SD of each signal: " + ", ".join(
             f"{n} {c:+.2f}" for n, c in zip(calibration.get("signals", []), calibration.get("coefficients", []))))
     else:
-        lines.append("- not calibrated: qc_score is uncalibrated (radiobio calibrate-qc)")
+        lines.append(f"- {quality.get('calibration_note') or 'not calibrated'}: qc_score is uncalibrated "
+                     f"(radiobio calibrate-qc)")
     return lines

@@ -507,3 +507,44 @@ def calibrate_quality(model: Any, cohort: Any, *, out_dir: str | os.PathLike, re
     card[CARD_SECTION] = section
     write_card(bundle.path, card)
     return section
+
+
+def add_quality_statistics(bundle_dir: str | os.PathLike, training: Any, validation: Any, *,
+                           image_column: str = "image", mask_column: str = "mask", calibrate: bool = True,
+                           progress: bool = False) -> dict[str, Any]:
+    """What ``radiobio train`` does once a bundle is written: the card's reference statistics from ``training``
+    and, with ``calibrate``, the score's calibration on stress-tested ``validation`` cases (all perturbations of the
+    model's modality at severities 0, 0.5 and 1; the predicted masks are removed afterwards). When the calibration
+    cannot be fitted (every validation mask on one side of the target, or volumes given to a 2D model), the card
+    keeps the reference statistics and says why in ``quality.calibration_note``. Returns the ``quality`` section."""
+    import shutil
+
+    from radiobio.segmentation.bundle import read_card, write_card
+
+    folder = Path(bundle_dir)
+    scratch = folder / "qc_calibration"
+    try:
+        if calibrate:
+            return calibrate_quality(folder, validation, out_dir=scratch, reference=training,
+                                     mask_column=mask_column, image_column=image_column, progress=progress)
+        card = read_card(folder)
+        card[CARD_SECTION] = {"reference": reference_statistics(training, _config(folder), image_column=image_column,
+                                                                mask_column=mask_column, progress=progress),
+                              "calibration_note": "not calibrated (train --no-qc-calibration)"}
+        write_card(folder, card)
+        return card[CARD_SECTION]
+    except SettingsError as exc:
+        card = read_card(folder)
+        section = dict(card.get(CARD_SECTION) or {})
+        section["calibration_note"] = f"not calibrated: {exc}"
+        card[CARD_SECTION] = section
+        write_card(folder, card)
+        return section
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _config(folder: Path) -> Any:
+    from radiobio.segmentation.bundle import read_bundle
+
+    return read_bundle(folder).config
