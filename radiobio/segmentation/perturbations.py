@@ -216,7 +216,17 @@ def blur(image: sitk.Image, severity: float, seed: int = 0) -> sitk.Image:
     if (same := _unchanged(image, severity)) is not None:
         return same
     sigma = float(severity) * BLUR_SIGMA_MAX_MM
-    return sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), [sigma] * image.GetDimension())
+    return gaussian_smooth(sitk.Cast(image, sitk.sitkFloat32), [sigma] * image.GetDimension())
+
+
+def gaussian_smooth(image: sitk.Image, sigmas_mm: list[float]) -> sitk.Image:
+    """Gaussian smoothing with ``sigmas_mm`` (mm, per axis): ITK's recursive filter, or, on an image under 4 voxels
+    along an axis (one slice of a 2D model), a discrete Gaussian that leaves that axis alone."""
+    size = image.GetSize()
+    if min(size) >= 4:
+        return sitk.SmoothingRecursiveGaussian(image, [float(s) for s in sigmas_mm])
+    variance = [float(s) ** 2 if n >= 4 else 0.0 for s, n in zip(sigmas_mm, size)]
+    return sitk.DiscreteGaussian(image, variance, 64, 0.001, True)
 
 
 def low_resolution(image: sitk.Image, severity: float, seed: int = 0) -> sitk.Image:
@@ -231,7 +241,7 @@ def low_resolution(image: sitk.Image, severity: float, seed: int = 0) -> sitk.Im
     spacing = np.array(image.GetSpacing())
     size = np.array(image.GetSize())
     sigma = spacing * np.sqrt(factor ** 2 - 1.0) / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    smoothed = sitk.SmoothingRecursiveGaussian(floating, [float(s) for s in sigma])
+    smoothed = gaussian_smooth(floating, [float(s) for s in sigma])
     coarse_size = np.maximum(1, np.ceil(size / factor)).astype(int)
     coarse_spacing = spacing * size / coarse_size
     direction = np.array(image.GetDirection()).reshape(image.GetDimension(), image.GetDimension())

@@ -10,6 +10,8 @@ import SimpleITK as sitk
 
 from radiobio.errors import SettingsError
 from radiobio.segmentation.perturbations import (
+    BLUR_SIGMA_MAX_MM,
+    CT_ONLY,
     PERTURBATIONS,
     intensity_scale,
     intensity_stats,
@@ -206,3 +208,14 @@ def test_bad_severity_and_name(mr, severity):
         perturb(mr, "blur", severity)
     with pytest.raises(SettingsError, match="gaussian_noise, rician_noise"):
         perturb(mr, "blurr", 0.5)
+
+
+@pytest.mark.parametrize("name", sorted(PERTURBATIONS))
+def test_one_slice_images_of_2d_models_are_perturbed_in_plane(name, ct):
+    slab = ct[:, :, ct.GetSize()[2] // 2:ct.GetSize()[2] // 2 + 1]  # one slice, as a 2D model's case
+    out = PERTURBATIONS[name](slab, 1.0, 3, modality="CT") if name in CT_ONLY else PERTURBATIONS[name](slab, 1.0, 3)
+    assert same_grid(out, slab) and not np.array_equal(sitk.GetArrayFromImage(out), sitk.GetArrayFromImage(slab))
+    if name == "blur":  # in-plane only: the discrete Gaussian of the slice, computed on the 2D image by ITK
+        plane = sitk.DiscreteGaussian(sitk.Cast(slab[:, :, 0], sitk.sitkFloat32), [BLUR_SIGMA_MAX_MM ** 2] * 2, 64,
+                                      0.001, True)
+        np.testing.assert_allclose(sitk.GetArrayFromImage(out)[0], sitk.GetArrayFromImage(plane), atol=1e-3)
