@@ -81,5 +81,7 @@ def run(args: argparse.Namespace) -> int:
     auc = qc_auc(table)
     if auc["n_below"] and auc["n_below"] < auc["n_masks"]:
         print(f"qc_score finds the {auc['n_below']:.0f} of {auc['n_masks']:.0f} masks with mean Dice < "
-              f"{DICE_TARGET:g}: AUC {auc['auc_qc_score']:.3f} (volume z-scores alone: {auc['auc_volume_z']:.3f})")
+              f"{DICE_TARGET:g}: AUC {auc['auc_qc_score']:.3f} (volume z-scores alone: {auc['auc_volume_z']:.3f}); "
+              f"qc_score >= 0.5 sends {100 * auc['sensitivity_at_review']:.0f}% of them to review and leaves "
+              f"{100 * auc['specificity_at_review']:.0f}% of the others alone")
     return report_failures("stress-test", table, Path(args.out) / TABLE_FILE, what="cases ran")

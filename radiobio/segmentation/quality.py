@@ -440,7 +440,8 @@ def fit_calibration(runs: pd.DataFrame, threshold: float = DICE_TARGET) -> dict[
 
 def qc_auc(table: pd.DataFrame, threshold: float = DICE_TARGET) -> dict[str, float]:
     """How well ``qc_score`` finds the masks of a stress test whose mean Dice is below ``threshold``: the area under
-    the ROC curve of ``qc_score`` and of ``qc_volume_z`` (volume z-scores alone, the baseline), with the counts."""
+    the ROC curve of ``qc_score`` and of ``qc_volume_z`` (volume z-scores alone, the baseline), the counts, and the
+    sensitivity and specificity of sending masks with ``qc_score >= REVIEW_SCORE`` (0.5) to review."""
     from sklearn.metrics import roc_auc_score
 
     runs = run_dice(table)
@@ -451,6 +452,10 @@ def qc_auc(table: pd.DataFrame, threshold: float = DICE_TARGET) -> dict[str, flo
         ok = np.isfinite(values)
         valid = ok.any() and 0 < target[ok].sum() < ok.sum()
         out[key] = float(roc_auc_score(target[ok], values[ok])) if valid else math.nan
+    scores = runs["qc_score"].to_numpy(dtype=float) if "qc_score" in runs else np.full(len(runs), np.nan)
+    flagged = scores >= REVIEW_SCORE
+    out["sensitivity_at_review"] = float(flagged[target].mean()) if target.any() else math.nan
+    out["specificity_at_review"] = float((~flagged[~target]).mean()) if (~target).any() else math.nan
     return out
 
 

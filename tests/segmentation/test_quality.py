@@ -112,6 +112,8 @@ def test_qc_auc_counts_the_pairs():
     auc = qc_auc(table)
     assert auc["auc_qc_score"] == pytest.approx(5 / 6) and auc["auc_volume_z"] == pytest.approx(0.0)
     assert auc["n_below"] == 2 and auc["n_masks"] == 5
+    # qc_score >= 0.5 sends a, c to review: 1 of the 2 masks below 0.8 found, 2 of the 3 above left alone
+    assert auc["sensitivity_at_review"] == pytest.approx(0.5) and auc["specificity_at_review"] == pytest.approx(2 / 3)
 
 
 def test_domain_and_cohort_findings():
