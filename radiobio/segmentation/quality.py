@@ -218,14 +218,16 @@ def measure_quality(result: Any, final_labels: np.ndarray, prepared: Any, config
                "empty_labels": float(sum(final[str(v)]["size"] == 0 for v in values))}
     flags: list[str] = []
     unit = size_unit(dims)
+    reference_labels = reference.get("labels") or {}
     for value in values:
         name = names[value]
         if final[str(value)]["size"] == 0:
             flags.append(f"{name} empty")
-        if raw[str(value)]["fragmentation"] > FRAGMENTATION_FLAG:
-            flags.append(f"{name} fragmented: {raw[str(value)]['components']} pieces, "
-                         f"{100 * raw[str(value)]['fragmentation']:.0f}% outside the largest")
-    reference_labels = reference.get("labels") or {}
+        expected = (reference_labels.get(str(value)) or {}).get("components_max")
+        pieces = raw[str(value)]["components"]
+        if raw[str(value)]["fragmentation"] > FRAGMENTATION_FLAG and (expected is None or pieces > expected):
+            flags.append(f"{name} fragmented: {pieces} pieces, {100 * raw[str(value)]['fragmentation']:.0f}% outside "
+                         f"the largest" + (f" (training masks: at most {expected})" if expected is not None else ""))
     if reference_labels:
         z_values = []
         border_count = 0
@@ -350,9 +352,10 @@ def cohort_flags(sizes: dict[str, dict[str, float]], names: dict[int, str], unit
 def reference_statistics(cohort: Any, config: Any, *, image_column: str = "image", mask_column: str = "mask",
                          progress: bool = False) -> dict[str, Any]:
     """The card's ``quality.reference`` from training cases with their masks: per label the size's mean, SD,
-    min and max (mL, or cm² for 2D models) and how often a mask touches the border; the images' modality, voxel
-    spacing and field of view ranges (mm); the normalised intensity quantiles' mean and SD per level, and the
-    largest distance of a training image from them. Images and masks are prepared as for training."""
+    min and max (mL, or cm² for 2D models), how often a mask touches the border and its most connected components;
+    the images' modality, voxel spacing and field of view ranges (mm); the normalised intensity quantiles' mean and
+    SD per level, and the largest distance of a training image from them. Images and masks are prepared as for
+    training."""
     from radiobio.cohort import read_cohort
     from radiobio.imaging import read_image, read_mask
     from radiobio.progress import progress_bar
@@ -362,6 +365,7 @@ def reference_statistics(cohort: Any, config: Any, *, image_column: str = "image
     values = sorted(int(v) for v in config.labels)
     sizes: dict[str, list[float]] = {str(v): [] for v in values}
     borders: dict[str, list[float]] = {str(v): [] for v in values}
+    pieces: dict[str, list[int]] = {str(v): [] for v in values}
     spacings, extents, quantiles = [], [], []
     bar = progress_bar(len(table), enabled=progress, desc="reference statistics")
     for _, row in table.iterrows():
@@ -373,6 +377,7 @@ def reference_statistics(cohort: Any, config: Any, *, image_column: str = "image
         for value in values:
             sizes[str(value)].append(stats[str(value)]["size"])
             borders[str(value)].append(stats[str(value)]["border"])
+            pieces[str(value)].append(stats[str(value)]["components"])
         spacing = np.asarray(image.GetSpacing(), dtype=float)
         spacings.append(spacing)
         extents.append(spacing * np.asarray(image.GetSize(), dtype=float))
@@ -388,7 +393,8 @@ def reference_statistics(cohort: Any, config: Any, *, image_column: str = "image
         "modality": "CT" if config.preprocessing.intensity.mode == "ct" else "MR",
         "size_unit": size_unit(config.dims),
         "labels": {label: {"size_mean": float(np.mean(v)), "size_sd": float(np.std(v)), "size_min": float(np.min(v)),
-                           "size_max": float(np.max(v)), "border_fraction": float(np.mean(borders[label]))}
+                           "size_max": float(np.max(v)), "border_fraction": float(np.mean(borders[label])),
+                           "components_max": int(np.max(pieces[label]))}
                    for label, v in sizes.items()},
         "spacing_mm": {"min": np.min(spacings, axis=0).tolist(), "max": np.max(spacings, axis=0).tolist()},
         "field_of_view_mm": {"min": np.min(extents, axis=0).tolist(), "max": np.max(extents, axis=0).tolist()},

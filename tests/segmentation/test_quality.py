@@ -217,6 +217,8 @@ def test_reference_statistics_of_real_masks(hippocampus_data, tmp_path):
     assert reference["labels"]["1"]["size_mean"] == pytest.approx(volumes[:, 0].mean())
     assert reference["labels"]["2"]["size_sd"] == pytest.approx(volumes[:, 1].std())
     assert reference["spacing_mm"]["min"] == pytest.approx([1, 1, 1])
+    pieces = [sitk.ConnectedComponentImageFilter().Execute(sitk.ReadImage(path) == 1) for path in cohort["mask"]]
+    assert reference["labels"]["1"]["components_max"] == max(int(sitk.GetArrayFromImage(c).max()) for c in pieces)
     assert reference["intensity"]["distance_max"] > 0
 
 
