@@ -435,6 +435,11 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     image is checked to be a DICOM series with SOP, series, study and frame-of-reference UIDs before any case runs;
     a case that is not gets an error row.
 
+    Each mask gets a quality score (:mod:`radiobio.segmentation.quality`): ``qc_score`` (0–1, higher = more likely
+    to need review; calibrated on the bundle's validation cases when its card holds the statistics), ``qc_flags``,
+    ``qc_out_of_domain``, the signals ``qc_<signal>`` and ``qc_note``. Inputs outside the model's domain raise a
+    :class:`~radiobio.errors.DomainWarning` naming them.
+
     ``crop=True`` spends no work outside each input's foreground (the body of a CT, the non-zero region of an MR;
     :mod:`radiobio.segmentation.foreground`): windows (2D: slices) without foreground are skipped, so labels inside
     it are those of the full sliding window; ``crop=False`` runs the full sliding window everywhere.
