@@ -15,11 +15,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a segmentation model on a cohort and write a model bundle",
                                    description="Train a Keras segmentation model on a cohort (image + mask columns) "
                                                "and write a bundle: model.keras, model_card.json, MODEL_CARD.md.",
-                                   epilog="example:\n  radiobio train cohort.csv -c models/hippocampus-3d/config.yaml "
-                                          "-o my-model\n",
+                                   epilog="examples:\n  radiobio train cohort.csv -c models/hippocampus-3d/config.yaml "
+                                          "-o my-model\n"
+                                          "  radiobio train my_scanner.csv --from hippocampus-3d -o my-hippocampus "
+                                          "[-c training-overrides.yaml]\n\n"
+                                          "--from fine-tunes a bundle: its labels, architecture, preprocessing and "
+                                          "inference are kept;\n-c may then hold only a 'training:' section "
+                                          "(default: a tenth of the parent's learning rate,\na quarter of its "
+                                          "epochs). The new card records its parent.\n",
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cohort", help="cohort manifest (CSV or Parquet) with case_id, image and mask columns")
-    parser.add_argument("-c", "--config", required=True, help="training configuration (YAML)")
+    parser.add_argument("-c", "--config", default=None,
+                        help="training configuration (YAML); with --from, only 'training:' overrides")
+    parser.add_argument("--from", dest="from_model", default=None, metavar="BUNDLE",
+                        help="fine-tune this model bundle (folder, or a name radiobio models lists) instead of "
+                             "training from scratch")
+    parser.add_argument("--no-qc-calibration", action="store_true",
+                        help="skip calibrating the quality score on the stress-tested validation cases (the card "
+                             "still gets the reference statistics)")
     parser.add_argument("-o", "--out", required=True, help="bundle folder to write")
     parser.add_argument("--image-column", default="image", help="column holding image paths (default: image)")
     parser.add_argument("--mask-column", default="mask", help="column holding label maps (default: mask)")
@@ -32,11 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train and write the bundle; exit code 2 on a usage error (checked before TensorFlow loads)."""
-    from radiobio.errors import RadiobioError
+    from radiobio.errors import RadiobioError, SettingsError
     from radiobio.segmentation.config import as_config
 
     try:
-        config = as_config(args.config)  # a bad config fails before TensorFlow loads
+        if args.from_model is not None:
+            from radiobio.segmentation.bundle import read_bundle
+            from radiobio.segmentation.config import fine_tune_config
+
+            parent = read_bundle(args.from_model)  # a typo fails before TensorFlow loads
+            config = fine_tune_config(parent, args.config)
+        elif args.config is None:
+            raise SettingsError("-c/--config is required (a training YAML), unless --from names a bundle to "
+                                "fine-tune")
+        else:
+            config = as_config(args.config)  # a bad config fails before TensorFlow loads
     except RadiobioError as exc:
         return fail("train", exc)
     from radiobio.segmentation.training import train
@@ -45,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
                 if k in os.environ]
     command = " ".join([*settings, "radiobio", *(shlex.quote(a) for a in sys.argv[1:])]) if sys.argv[1:] else None
     try:
-        path = train(args.cohort, config=config, out_dir=args.out, image_column=args.image_column,
-                     mask_column=args.mask_column, progress=not args.quiet, command=command,
-                     intended_use=args.intended_use)
+        path = train(args.cohort, config=args.config if args.from_model else config, out_dir=args.out,
+                     from_model=args.from_model, image_column=args.image_column, mask_column=args.mask_column,
+                     progress=not args.quiet, command=command, intended_use=args.intended_use,
+                     qc_calibration=not args.no_qc_calibration)
     except RadiobioError as exc:
         return fail("train", exc)
     print(f"model bundle written to {path}")

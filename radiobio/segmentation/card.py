@@ -62,6 +62,8 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         "## Training",
         "",
+        *([f"- **fine-tuned from {card['parent'].get('name')}** (digest {card['parent'].get('digest')})"]
+          if isinstance(card.get("parent"), dict) else []),
         f"- data: {data.get('description')}",
         f"- split: {data.get('n_train')} training / {data.get('n_validation')} validation cases "
         f"({data.get('split')})",

@@ -454,3 +454,44 @@ def _validate(config: SegmentationConfig, key: KeyNamer = _config_key) -> None:
     i.tta_flips = check.axes("inference.tta_flips", i.tta_flips, dims)
     check.boolean("inference.postprocessing.largest_component", i.postprocessing.largest_component)
     check.boolean("inference.postprocessing.fill_holes", i.postprocessing.fill_holes)
+
+
+#: Fine-tuning defaults, relative to the parent's training settings (see :func:`fine_tune_config`).
+FINE_TUNE_LR_FACTOR = 0.1
+FINE_TUNE_EPOCH_FACTOR = 0.25
+
+
+def fine_tune_config(parent: Any, overrides: SegmentationConfig | dict[str, Any] | str | os.PathLike | None = None
+                     ) -> SegmentationConfig:
+    """The configuration of a fine-tuning run from a ``parent`` bundle (:class:`~radiobio.segmentation.bundle.
+    ModelBundle`): its labels, architecture, preprocessing and inference settings unchanged, and its training
+    settings with a tenth of its learning rate and a quarter of its epochs (at least 1; early-stopping patience at
+    most the epochs) — a small step from weights that already work, so a few cases adapt the model without
+    erasing what it learnt. ``overrides`` (a dict or YAML path) may hold only a ``training:`` section, whose keys
+    replace those defaults; any other section raises :class:`SettingsError` naming it."""
+    base = parent.config.to_dict()
+    training = dict(base["training"])
+    training["learning_rate"] = training["learning_rate"] * FINE_TUNE_LR_FACTOR
+    training["epochs"] = max(1, int(round(training["epochs"] * FINE_TUNE_EPOCH_FACTOR)))
+    training["patience"] = min(training["patience"], training["epochs"])
+    training["max_minutes"] = None
+    if overrides is not None:
+        if isinstance(overrides, SegmentationConfig):
+            overrides = overrides.to_dict()
+        elif isinstance(overrides, (str, os.PathLike)):
+            overrides = _read_file(Path(overrides))
+        if not isinstance(overrides, dict):
+            raise SettingsError(f"fine-tuning overrides must be a dict or a YAML path, not {type(overrides).__name__}")
+        foreign = [key for key in overrides if key != "training" and overrides[key] != base.get(key)]
+        if foreign:
+            raise SettingsError(f"fine-tuning keeps the labels, model, preprocessing and inference of "
+                                f"{parent.name}; the overrides change {', '.join(map(repr, foreign))}: give only a "
+                                f"'training:' section (epochs, learning_rate, samples_per_epoch, ...)")
+        extra = overrides.get("training") or {}
+        if not isinstance(extra, dict):
+            raise SettingsError(f"training {extra!r}: give a mapping of training settings")
+        if "epochs" in extra and "patience" not in extra:
+            training["patience"] = extra["epochs"]
+        training.update(extra)
+    base["training"] = training
+    return as_config(base)

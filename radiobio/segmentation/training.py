@@ -36,7 +36,7 @@ from radiobio.segmentation.bundle import (
     write_card,
     write_json_atomic,
 )
-from radiobio.segmentation.config import SegmentationConfig, as_config
+from radiobio.segmentation.config import SegmentationConfig, as_config, fine_tune_config
 from radiobio.segmentation.preprocessing import prepare_image, prepare_mask
 
 LOG_FILE = "training_log.csv"
@@ -91,22 +91,45 @@ def default_patch_size(cases, config: SegmentationConfig) -> tuple[int, ...]:
     return tuple(rounded if config.dims == 3 else rounded[:2])
 
 
-def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] | str | os.PathLike,
-          out_dir: str | os.PathLike, image_column: str = "image", mask_column: str = "mask",
-          progress: bool = False, command: str | None = None, intended_use: str | None = None) -> Path:
+def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] | str | os.PathLike | None = None,
+          out_dir: str | os.PathLike, from_model: Any = None, image_column: str = "image",
+          mask_column: str = "mask", progress: bool = False, command: str | None = None,
+          intended_use: str | None = None, qc_calibration: bool = True) -> Path:
     """Train a segmentation model on ``cohort`` and write a bundle to ``out_dir``; return the bundle path.
 
     ``config`` is a :class:`SegmentationConfig`, a dict or a YAML path. The bundle holds ``model.keras`` (best
     validation checkpoint), ``model_card.json`` (labels, target spacing, intensity normalisation, patch size,
-    architecture, backend, training data, validation metrics, versions), ``MODEL_CARD.md`` and
+    architecture, backend, training data, validation metrics, quality statistics, versions), ``MODEL_CARD.md`` and
     ``training_log.csv``. ``command`` is recorded in the card as the command that trained the model, and
     ``intended_use`` (e.g. ``"research use on adult T1 MRI; not for clinical use"``) as what it may be used for.
+
+    ``from_model`` (a bundle folder, name or :class:`~radiobio.segmentation.bundle.ModelBundle`): **fine-tune** it
+    instead of starting from random weights. The new bundle keeps the parent's labels, architecture, preprocessing
+    and inference settings; ``config`` may then only override ``training:`` settings (:func:`fine_tune_config` gives
+    the defaults: a tenth of the parent's learning rate, a quarter of its epochs). The card records the parent
+    (``parent``: name, digest, path) and the parent's intended use unless ``intended_use`` is given. The cohort's
+    masks may hold only the parent's labels. A cohort of a few cases works: the validation split keeps at least one
+    case out (``validation_fraction`` of them, rounded, at least 1), and that case chooses the checkpoint.
+
+    ``qc_calibration``: after validation, write the card's quality statistics (reference statistics from the
+    training cases, the score calibrated on the stress-tested validation cases;
+    :func:`radiobio.segmentation.quality.add_quality_statistics`); False keeps only the reference statistics.
     """
 
     from radiobio.segmentation.architectures import build_model, size_multiple
     from radiobio.segmentation.data import SegmentationDataset
 
     started = time.time()
+    parent = None
+    if from_model is not None:
+        from radiobio.segmentation.bundle import load_bundle, read_bundle
+
+        parent = read_bundle(from_model)  # a bad name fails before any case loads
+        config = fine_tune_config(parent, config)
+        if intended_use is None:
+            intended_use = parent.card.get("intended_use")
+    elif config is None:
+        raise SettingsError("config is required (a YAML path or dict), unless from_model names a bundle to fine-tune")
     config = as_config(config)
     settings = config.training
     table = read_cohort(cohort)
@@ -131,6 +154,8 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
                             f"times)")
 
     model = build_model(config)
+    if parent is not None:
+        model.set_weights(load_bundle(parent).model.get_weights())
     outputs = len(model.outputs)
     train_data = SegmentationDataset([cases[i] for i in train_rows], config, training=True, seed=settings.seed,
                                      outputs=outputs)
@@ -186,9 +211,17 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
             "mask_column": mask_column,
         },
     )
+    if parent is not None:
+        card["parent"] = {"name": parent.name, "digest": parent.digest, "path": str(parent.path)}
+        card["description"] = f"Fine-tuned from {parent.name} ({parent.digest}) on {len(table)} cases."
     write_json_atomic(card, out / CARD_FILE)
     validation = table.iloc[val_rows].reset_index(drop=True)
-    card = validate_bundle(out, validation, image_column, mask_column, progress)
+    validate_bundle(out, validation, image_column, mask_column, progress)
+    from radiobio.segmentation.quality import add_quality_statistics
+
+    add_quality_statistics(out, table.iloc[train_rows].reset_index(drop=True), validation, image_column=image_column,
+                           mask_column=mask_column, calibrate=qc_calibration, progress=progress)
+    card = read_card(out)
     card["training"]["total_minutes"] = round((time.time() - started) / 60.0, 1)
     write_card(out, card)
     return out
