@@ -71,7 +71,7 @@ def load_training_cases(cohort: pd.DataFrame, config: SegmentationConfig, image_
         image = read_image(row[image_column])
         prepared = prepare_image(image, config, name=f"case {case_id}")
         labels = prepare_mask(read_mask(row[mask_column], reference=image), prepared, config)
-        extra = sorted(set(np.unique(labels)) - {0} - set(config.labels))
+        extra = sorted(int(v) for v in set(np.unique(labels)) - {0} - set(config.labels))
         if extra:
             raise SettingsError(f"case {case_id}: mask holds label(s) {extra} that config labels "
                                 f"{config.labels} does not name; add them to 'labels'")
