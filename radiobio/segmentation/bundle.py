@@ -30,14 +30,14 @@ CARD_FORMAT = 1
 CARD_KEYS = {
     "format_version", "name", "description", "intended_use", "created", "labels", "target_spacing", "orientation",
     "intensity_normalisation", "patch_size", "architecture", "backend", "inference", "training", "training_data",
-    "validation_metrics", "versions", "license", "citation",
+    "validation_metrics", "versions", "license", "citation", "parent",
 }
 REQUIRED_CARD_KEYS = {"format_version", "labels", "architecture", "patch_size", "intensity_normalisation"}
 
 #: Card keys holding free text, and those holding a JSON object.
 TEXT_KEYS = ("name", "description", "intended_use", "created", "backend", "license", "citation")
 OBJECT_KEYS = ("architecture", "intensity_normalisation", "inference", "training", "training_data",
-               "validation_metrics", "versions")
+               "validation_metrics", "versions", "parent")
 BACKENDS = ("tensorflow", "torch", "jax", "numpy", "openvino")
 
 #: Characters of the hexadecimal SHA-256 kept in :attr:`ModelBundle.digest`.
