@@ -52,8 +52,9 @@ def finetune_config(parent: ModelBundle | str | os.PathLike,
     Labels, architecture, preprocessing (spacing, orientation, intensity normalisation, patch size) and inference
     settings are the parent's card's. ``overrides`` (a dict, a YAML path or a :class:`SegmentationConfig`) may give
     ``training`` settings, which replace those of :func:`finetune_defaults` one by one (``augmentation`` too, key
-    by key); it may repeat a parent's setting with the parent's value (so the parent's own ``config.yaml`` is
-    accepted), but a different value is a :class:`SettingsError` naming the key, as is an unknown section. Reads no
+    by key; ``epochs`` without ``patience`` sets ``patience`` to the same number). It may repeat a parent's setting
+    with the parent's value (so the parent's own ``config.yaml`` is accepted), but a different value is a
+    :class:`SettingsError` naming the key, as is an unknown section. Reads no
     case and imports no Keras.
     """
     bundle = read_bundle(parent)
@@ -80,6 +81,8 @@ def finetune_config(parent: ModelBundle | str | os.PathLike,
     given = data.get("training") or {}
     if not isinstance(given, dict):
         raise SettingsError(f"config.training must be a mapping of training settings, got {given!r}")
+    if "epochs" in given and "patience" not in given:
+        training["patience"] = given["epochs"]  # still no early stopping (see finetune_defaults)
     augmentation = given.get("augmentation")
     if isinstance(augmentation, dict):
         given = {**given, "augmentation": {**training["augmentation"], **augmentation}}

@@ -67,7 +67,7 @@ def test_finetune_defaults_scale_the_parents_training(tiny_bundle):
     assert config.training.samples_per_epoch == parent.samples_per_epoch
     assert config.training.seed == parent.seed
     overridden = finetune_config(tiny_bundle, {"training": {"epochs": 3, "augmentation": {"probability": 0.0}}})
-    assert overridden.training.epochs == 3
+    assert overridden.training.epochs == 3 and overridden.training.patience == 3  # still no early stopping
     assert overridden.training.augmentation.probability == 0.0
     assert overridden.training.augmentation.flip_axes == ("x", "y", "z")  # the parent's, key by key
 
