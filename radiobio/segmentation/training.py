@@ -157,12 +157,12 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
         missing = list(table.loc[table[mask_column].isna(), "case_id"])
         raise CohortError(f"cases without a {mask_column!r} to learn from: {missing}; drop them or add masks")
     train_rows, val_rows = split_cases(table, settings.validation_fraction, settings.seed)
-    if parent is not None:
-        parent = load_bundle(parent)
     out = Path(out_dir)
-    if parent is not None and out.resolve() == parent.path.resolve():
-        raise SettingsError(f"out_dir {out} is the parent bundle's folder; write the fine-tuned bundle to a new "
-                            f"folder")
+    if parent is not None:
+        if out.resolve() == parent.path.resolve():
+            raise SettingsError(f"out_dir {out} is the parent bundle's folder; write the fine-tuned bundle to a new "
+                                f"folder")
+        parent = load_bundle(parent)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(settings.seed)
 

@@ -102,9 +102,11 @@ def test_finetune_refuses_a_label_the_parent_does_not_know(tiny_bundle, new_case
         train(cohort, from_model=tiny_bundle, out_dir=tmp_path / "child")
 
 
-def test_missing_parent_is_a_bundle_error(tmp_path, new_cases):
+def test_missing_parent_or_config_and_overwriting_the_parent_are_refused(tiny_bundle, tmp_path, new_cases):
     with pytest.raises(ModelBundleError, match="no-such-model"):
         train(new_cases, from_model="no-such-model", out_dir=tmp_path / "child")
+    with pytest.raises(SettingsError, match="parent bundle's folder"):
+        train(new_cases, from_model=tiny_bundle, out_dir=tiny_bundle)
     with pytest.raises(SettingsError, match="needs config"):
         train(new_cases, out_dir=tmp_path / "child")
 
