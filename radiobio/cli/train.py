@@ -1,4 +1,5 @@
-"""``radiobio train COHORT -c CONFIG.yaml -o MODEL_DIR``: train a segmentation model bundle."""
+"""``radiobio train COHORT -c CONFIG.yaml -o MODEL_DIR``: train a segmentation model bundle;
+``radiobio train COHORT --from BUNDLE -o MODEL_DIR [-c overrides.yaml]``: fine-tune an existing one."""
 
 from __future__ import annotations
 
@@ -9,36 +10,40 @@ import sys
 
 from radiobio.cli._common import add_quiet, fail
 
+EXAMPLES = """examples:
+  radiobio train cohort.csv -c models/hippocampus-3d/config.yaml -o my-model
+  radiobio train new_scanner.csv --from hippocampus-3d -o hippocampus-site2 [-c overrides.yaml]
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` subcommand."""
-    parser = subparsers.add_parser("train", help="train a segmentation model on a cohort and write a model bundle",
+    parser = subparsers.add_parser("train", help="train (or fine-tune) a segmentation model on a cohort and write a "
+                                                 "model bundle",
                                    description="Train a Keras segmentation model on a cohort (image + mask columns) "
-                                               "and write a bundle: model.keras, model_card.json, MODEL_CARD.md.",
-                                   epilog="examples:\n  radiobio train cohort.csv -c models/hippocampus-3d/config.yaml "
-                                          "-o my-model\n"
-                                          "  radiobio train my_scanner.csv --from hippocampus-3d -o my-hippocampus "
-                                          "[-c training-overrides.yaml]\n\n"
-                                          "--from fine-tunes a bundle: its labels, architecture, preprocessing and "
-                                          "inference are kept;\n-c may then hold only a 'training:' section "
-                                          "(default: a tenth of the parent's learning rate,\na quarter of its "
-                                          "epochs). The new card records its parent.\n",
+                                               "and write a bundle: model.keras, model_card.json, MODEL_CARD.md. "
+                                               "With --from, fine-tune an existing bundle instead: its weights, "
+                                               "labels, architecture, preprocessing and inference settings are kept; "
+                                               "-c may then only set training settings (default: a tenth of the "
+                                               "parent's learning rate, epochs and time limit).",
+                                   epilog=EXAMPLES,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cohort", help="cohort manifest (CSV or Parquet) with case_id, image and mask columns")
     parser.add_argument("-c", "--config", default=None,
-                        help="training configuration (YAML); with --from, only 'training:' overrides")
+                        help="training configuration (YAML); required unless --from is given, then optional and "
+                             "limited to its 'training' section")
     parser.add_argument("--from", dest="from_model", default=None, metavar="BUNDLE",
-                        help="fine-tune this model bundle (folder, or a name radiobio models lists) instead of "
-                             "training from scratch")
-    parser.add_argument("--no-qc-calibration", action="store_true",
-                        help="skip calibrating the quality score on the stress-tested validation cases (the card "
-                             "still gets the reference statistics)")
+                        help="fine-tune this bundle (a folder, or a name such as hippocampus-3d from radiobio models)")
     parser.add_argument("-o", "--out", required=True, help="bundle folder to write")
     parser.add_argument("--image-column", default="image", help="column holding image paths (default: image)")
     parser.add_argument("--mask-column", default="mask", help="column holding label maps (default: mask)")
     parser.add_argument("--intended-use", default=None,
                         help="what the model may be used for, recorded in its card and printed by radiobio segment "
-                             "(e.g. 'research use on adult T1 MRI; not for clinical use')")
+                             "(e.g. 'research use on adult T1 MRI; not for clinical use'; a fine-tune defaults to "
+                             "its parent's)")
+    parser.add_argument("--no-qc-calibration", action="store_true",
+                        help="skip calibrating the quality score on the stress-tested validation cases (the card "
+                             "still gets the reference statistics)")
     add_quiet(parser)
     parser.set_defaults(run=run)
 
@@ -48,18 +53,19 @@ def run(args: argparse.Namespace) -> int:
     from radiobio.errors import RadiobioError, SettingsError
     from radiobio.segmentation.config import as_config
 
-    try:
+    try:  # a bad config, a missing parent or a bad override fails before TensorFlow loads
         if args.from_model is not None:
             from radiobio.segmentation.bundle import read_bundle
-            from radiobio.segmentation.config import fine_tune_config
+            from radiobio.segmentation.finetune import finetune_config
 
-            parent = read_bundle(args.from_model)  # a typo fails before TensorFlow loads
-            config = fine_tune_config(parent, args.config)
+            parent = read_bundle(args.from_model)
+            config = finetune_config(parent, args.config)
         elif args.config is None:
-            raise SettingsError("-c/--config is required (a training YAML), unless --from names a bundle to "
-                                "fine-tune")
+            raise SettingsError("-c/--config CONFIG.yaml is required to train a new model (or give --from BUNDLE "
+                                "to fine-tune an existing one)")
         else:
-            config = as_config(args.config)  # a bad config fails before TensorFlow loads
+            parent = None
+            config = as_config(args.config)
     except RadiobioError as exc:
         return fail("train", exc)
     from radiobio.segmentation.training import train
@@ -68,10 +74,9 @@ def run(args: argparse.Namespace) -> int:
                 if k in os.environ]
     command = " ".join([*settings, "radiobio", *(shlex.quote(a) for a in sys.argv[1:])]) if sys.argv[1:] else None
     try:
-        path = train(args.cohort, config=args.config if args.from_model else config, out_dir=args.out,
-                     from_model=args.from_model, image_column=args.image_column, mask_column=args.mask_column,
-                     progress=not args.quiet, command=command, intended_use=args.intended_use,
-                     qc_calibration=not args.no_qc_calibration)
+        path = train(args.cohort, config=config, from_model=parent, out_dir=args.out, image_column=args.image_column,
+                     mask_column=args.mask_column, progress=not args.quiet, command=command,
+                     intended_use=args.intended_use, qc_calibration=not args.no_qc_calibration)
     except RadiobioError as exc:
         return fail("train", exc)
     print(f"model bundle written to {path}")

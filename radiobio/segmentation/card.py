@@ -31,6 +31,7 @@ def render_card(card: dict[str, Any]) -> str:
     data = card.get("training_data", {})
     metrics = card.get("validation_metrics", {})
     labels = card.get("labels", {})
+    parent = card.get("parent") or {}
     lines = [
         f"# Model card: {card.get('name', 'segmentation model')}",
         "",
@@ -38,6 +39,8 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         f"**Intended use:** {card.get('intended_use') or UNSTATED_USE}.",
         "",
+        *([f"Fine-tuned from {parent.get('name')} ({parent.get('digest')}), bundle `{parent.get('path')}`.", ""]
+          if parent else []),
         "## What it segments",
         "",
         "| label | name |",
@@ -62,8 +65,6 @@ def render_card(card: dict[str, Any]) -> str:
         "",
         "## Training",
         "",
-        *([f"- **fine-tuned from {card['parent'].get('name')}** (digest {card['parent'].get('digest')})"]
-          if isinstance(card.get("parent"), dict) else []),
         f"- data: {data.get('description')}",
         f"- split: {data.get('n_train')} training / {data.get('n_validation')} validation cases "
         f"({data.get('split')})",

@@ -1,10 +1,16 @@
-"""``train(cohort, config=..., out_dir=...)``: fit a segmentation model on a cohort and write a model bundle.
+"""``train(cohort, config=..., out_dir=...)``: fit a segmentation model on a cohort and write a model bundle;
+``train(cohort, from_model="hippocampus-3d", out_dir=...)``: fine-tune an existing bundle on new cases.
 
 The split is by case (by ``patient_id`` when the cohort has that column, so no patient is on both sides), seeded.
 Training minimises Dice + cross-entropy, keeps the checkpoint with the best validation Dice (written atomically as
 ``model.keras`` while training runs), stops early when validation Dice stalls, logs every epoch to
 ``training_log.csv``, and finally segments the validation cases with the saved bundle to report Dice, IoU, HD95 and
 ASSD in millimetres in the model card.
+
+A fine-tune (``from_model``) starts from the parent bundle's weights and keeps everything its card fixes (labels,
+architecture, preprocessing, inference settings); only ``training`` settings may be given, and those not given
+default to :func:`~radiobio.segmentation.finetune.finetune_defaults`. Its card records the parent
+(``"parent": {"name", "digest", "path"}``).
 """
 
 from __future__ import annotations
@@ -23,20 +29,24 @@ import numpy as np
 import pandas as pd
 
 from radiobio.cohort import CohortSource, read_cohort
-from radiobio.errors import CohortError, SettingsError
+from radiobio.errors import CohortError, ModelBundleError, SettingsError
 from radiobio.imaging import read_image, read_mask
 from radiobio.progress import progress_bar
 from radiobio.provenance import package_versions
 from radiobio.segmentation.bundle import (
     CARD_FILE,
     MODEL_FILE,
+    ModelBundle,
     card_from_config,
+    load_bundle,
+    read_bundle,
     read_card,
     save_model_atomic,
     write_card,
     write_json_atomic,
 )
-from radiobio.segmentation.config import SegmentationConfig, as_config, fine_tune_config
+from radiobio.segmentation.config import SegmentationConfig, as_config
+from radiobio.segmentation.finetune import finetune_config
 from radiobio.segmentation.preprocessing import prepare_image, prepare_mask
 
 LOG_FILE = "training_log.csv"
@@ -58,9 +68,9 @@ def split_cases(cohort: pd.DataFrame, fraction: float, seed: int) -> tuple[list[
 
 
 def load_training_cases(cohort: pd.DataFrame, config: SegmentationConfig, image_column: str, mask_column: str,
-                        progress: bool = True):
+                        progress: bool = True, parent: str | None = None):
     """Read, prepare and check every case of ``cohort``; return :class:`~radiobio.segmentation.data.TrainingCase`
-    objects."""
+    objects. ``parent`` names the bundle being fine-tuned (its labels cannot grow), for the error message."""
     from radiobio.segmentation.data import TrainingCase
 
     cases = []
@@ -71,9 +81,14 @@ def load_training_cases(cohort: pd.DataFrame, config: SegmentationConfig, image_
         image = read_image(row[image_column])
         prepared = prepare_image(image, config, name=f"case {case_id}")
         labels = prepare_mask(read_mask(row[mask_column], reference=image), prepared, config)
-        extra = sorted(int(v) for v in set(np.unique(labels)) - {0} - set(config.labels))
+        extra = sorted(set(np.unique(labels)) - {0} - set(config.labels))
+        if extra and parent is not None:
+            raise SettingsError(f"case {case_id}: mask holds label(s) {[int(v) for v in extra]} that the parent "
+                                f"model {parent} does not know (its labels: {config.labels}); a fine-tune keeps its "
+                                f"parent's labels: set those voxels to 0 or to one of its labels, or train a new "
+                                f"model with -c CONFIG instead of --from")
         if extra:
-            raise SettingsError(f"case {case_id}: mask holds label(s) {extra} that config labels "
+            raise SettingsError(f"case {case_id}: mask holds label(s) {[int(v) for v in extra]} that config labels "
                                 f"{config.labels} does not name; add them to 'labels'")
         cases.append(TrainingCase(str(case_id), prepared.array, labels))
     bar.close()
@@ -92,28 +107,36 @@ def default_patch_size(cases, config: SegmentationConfig) -> tuple[int, ...]:
 
 
 def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] | str | os.PathLike | None = None,
-          out_dir: str | os.PathLike, from_model: Any = None, image_column: str = "image",
-          mask_column: str = "mask", progress: bool = False, command: str | None = None,
-          intended_use: str | None = None, qc_calibration: bool = True) -> Path:
+          from_model: ModelBundle | str | os.PathLike | None = None, out_dir: str | os.PathLike,
+          image_column: str = "image", mask_column: str = "mask", progress: bool = False,
+          command: str | None = None, intended_use: str | None = None, qc_calibration: bool = True) -> Path:
     """Train a segmentation model on ``cohort`` and write a bundle to ``out_dir``; return the bundle path.
+
+    After validation the card gets its quality statistics (reference statistics from the training cases and, with
+    ``qc_calibration``, the quality score calibrated on the stress-tested validation cases:
+    :func:`radiobio.segmentation.quality.add_quality_statistics`; 19 segmentations per validation case).
 
     ``config`` is a :class:`SegmentationConfig`, a dict or a YAML path. The bundle holds ``model.keras`` (best
     validation checkpoint), ``model_card.json`` (labels, target spacing, intensity normalisation, patch size,
-    architecture, backend, training data, validation metrics, quality statistics, versions), ``MODEL_CARD.md`` and
+    architecture, backend, training data, validation metrics, versions), ``MODEL_CARD.md`` and
     ``training_log.csv``. ``command`` is recorded in the card as the command that trained the model, and
     ``intended_use`` (e.g. ``"research use on adult T1 MRI; not for clinical use"``) as what it may be used for.
 
-    ``from_model`` (a bundle folder, name or :class:`~radiobio.segmentation.bundle.ModelBundle`): **fine-tune** it
-    instead of starting from random weights. The new bundle keeps the parent's labels, architecture, preprocessing
-    and inference settings; ``config`` may then only override ``training:`` settings (:func:`fine_tune_config` gives
-    the defaults: a tenth of the parent's learning rate, a quarter of its epochs). The card records the parent
-    (``parent``: name, digest, path) and the parent's intended use unless ``intended_use`` is given. The cohort's
-    masks may hold only the parent's labels. A cohort of a few cases works: the validation split keeps at least one
-    case out (``validation_fraction`` of them, rounded, at least 1), and that case chooses the checkpoint.
+    Fine-tuning: ``from_model`` (a bundle folder, a name on the model search path such as ``"hippocampus-3d"``, or
+    a :class:`ModelBundle`) starts from that bundle's weights and takes its labels, architecture, preprocessing and
+    inference settings from its card; ``config`` is then optional and may only set ``training`` settings (see
+    :func:`~radiobio.segmentation.finetune.finetune_config`; the others default to
+    :func:`~radiobio.segmentation.finetune.finetune_defaults`: a tenth of the parent's learning
+    rate, epochs and time limit). A different architecture, labels or preprocessing is a :class:`SettingsError`
+    naming the key, and a mask holding a label the parent does not know is one too, both before training starts.
+    Before the first step the parent's weights are scored on the validation patches; an epoch is kept only when it
+    beats them, so the new bundle holds the parent's weights when none does. The card gets ``parent`` (its name,
+    digest and folder), its own ``training_data`` and ``validation_metrics``, and the parent's ``intended_use``
+    (unless given), ``license`` and ``citation`` (the weights derive from the parent's).
 
-    ``qc_calibration``: after validation, write the card's quality statistics (reference statistics from the
-    training cases, the score calibrated on the stress-tested validation cases;
-    :func:`radiobio.segmentation.quality.add_quality_statistics`); False keeps only the reference statistics.
+    Small cohorts: the split holds out ``round(validation_fraction × cases)`` cases, at least 1 and at most all but
+    one, so 10 cases at 0.2 give 8 to train on and 2 to validate; a cohort needs at least 2 cases (2 patients
+    when it has ``patient_id``). Validation figures from 2 cases are a rough check, not a measurement.
     """
 
     from radiobio.segmentation.architectures import build_model, size_multiple
@@ -122,15 +145,13 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
     started = time.time()
     parent = None
     if from_model is not None:
-        from radiobio.segmentation.bundle import load_bundle, read_bundle
-
-        parent = read_bundle(from_model)  # a bad name fails before any case loads
-        config = fine_tune_config(parent, config)
-        if intended_use is None:
-            intended_use = parent.card.get("intended_use")
+        parent = read_bundle(from_model)  # a missing or bad parent fails before anything loads
+        config = finetune_config(parent, config)
     elif config is None:
-        raise SettingsError("config is required (a YAML path or dict), unless from_model names a bundle to fine-tune")
-    config = as_config(config)
+        raise SettingsError("train() needs config (a training configuration: dict, YAML path or "
+                            "SegmentationConfig), or from_model (a bundle to fine-tune)")
+    else:
+        config = as_config(config)
     settings = config.training
     table = read_cohort(cohort)
     for column in (image_column, mask_column):
@@ -139,12 +160,18 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
     if table[mask_column].isna().any():
         missing = list(table.loc[table[mask_column].isna(), "case_id"])
         raise CohortError(f"cases without a {mask_column!r} to learn from: {missing}; drop them or add masks")
+    train_rows, val_rows = split_cases(table, settings.validation_fraction, settings.seed)
     out = Path(out_dir)
+    if parent is not None:
+        if out.resolve() == parent.path.resolve():
+            raise SettingsError(f"out_dir {out} is the parent bundle's folder; write the fine-tuned bundle to a new "
+                                f"folder")
+        parent = load_bundle(parent)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(settings.seed)
 
-    train_rows, val_rows = split_cases(table, settings.validation_fraction, settings.seed)
-    cases = load_training_cases(table, config, image_column, mask_column, progress)
+    cases = load_training_cases(table, config, image_column, mask_column, progress,
+                                parent=None if parent is None else parent.name)
     if config.preprocessing.patch_size is None:
         config.preprocessing.patch_size = default_patch_size([cases[i] for i in train_rows], config)
     multiple = size_multiple(config.model)
@@ -155,7 +182,11 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
 
     model = build_model(config)
     if parent is not None:
-        model.set_weights(load_bundle(parent).model.get_weights())
+        try:
+            model.set_weights(parent.model.get_weights())
+        except ValueError as exc:
+            raise ModelBundleError(f"{parent.path / MODEL_FILE}: its weights do not fit the architecture its card "
+                                   f"describes ({exc}); the card does not belong to this model") from exc
     outputs = len(model.outputs)
     train_data = SegmentationDataset([cases[i] for i in train_rows], config, training=True, seed=settings.seed,
                                      outputs=outputs)
@@ -167,8 +198,13 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
 
     checkpoint = out / MODEL_FILE
     monitor = "val_dice" if outputs == 1 else "val_segmentation_dice"
+    initial = None
+    if parent is not None:  # the parent's weights are the checkpoint to beat
+        scores_before = model.evaluate(val_data, return_dict=True, verbose=0)
+        initial = float(scores_before[monitor.removeprefix("val_")])
+        save_model_atomic(inference_copy(model, config), checkpoint)
     callbacks = [
-        AtomicCheckpoint(checkpoint, config, monitor),
+        AtomicCheckpoint(checkpoint, config, monitor, best=-np.inf if initial is None else initial),
         keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=settings.patience),
         keras.callbacks.CSVLogger(str(out / LOG_FILE)),
     ]
@@ -180,27 +216,40 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
     fit_minutes = (time.time() - fit_started) / 60.0
     scores = history.history.get(monitor, [])
     best_epoch = int(np.argmax(scores)) + 1 if scores else None
+    best_score = float(max(scores)) if scores else None
+    if initial is not None and (best_score is None or not best_score > initial):
+        best_epoch, best_score = 0, initial  # no epoch beat the parent: model.keras holds its weights
 
+    training: dict[str, Any] = {
+        "settings": config.to_dict()["training"],
+        "command": command or _command_line(),
+        "epochs_run": len(history.epoch),
+        "best_epoch": best_epoch,
+        "best_validation_dice_patches": best_score,
+        "fit_minutes": round(fit_minutes, 1),
+        "total_minutes": None,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores visible",
+        "log": LOG_FILE,
+    }
+    extra: dict[str, Any] = {}
+    source = f"{len(table)} cases from {table.attrs.get('cohort_base_dir', 'a DataFrame')}"
+    if parent is not None:
+        training["parent_validation_dice_patches"] = initial
+        extra["parent"] = {"name": parent.name, "digest": parent.digest, "path": str(parent.path.resolve())}
+        extra["description"] = f"{parent.name} ({parent.digest}) fine-tuned on {source}."
+        extra.update({k: parent.card[k] for k in ("license", "citation") if parent.card.get(k)})
+        intended_use = intended_use or parent.card.get("intended_use")
     card = card_from_config(
         config,
         name=out.name,
         **({"intended_use": intended_use} if intended_use else {}),
+        **extra,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         backend=keras.backend.backend(),
         versions=versions(),
-        training={
-            "settings": config.to_dict()["training"],
-            "command": command or _command_line(),
-            "epochs_run": len(history.epoch),
-            "best_epoch": best_epoch,
-            "best_validation_dice_patches": float(max(scores)) if scores else None,
-            "fit_minutes": round(fit_minutes, 1),
-            "total_minutes": None,
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores visible",
-            "log": LOG_FILE,
-        },
+        training=training,
         training_data={
-            "description": f"{len(table)} cases from {table.attrs.get('cohort_base_dir', 'a DataFrame')}",
+            "description": source,
             "n_cases": len(table),
             "n_train": len(train_rows),
             "n_validation": len(val_rows),
@@ -211,9 +260,6 @@ def train(cohort: CohortSource, *, config: SegmentationConfig | dict[str, Any] |
             "mask_column": mask_column,
         },
     )
-    if parent is not None:
-        card["parent"] = {"name": parent.name, "digest": parent.digest, "path": str(parent.path)}
-        card["description"] = f"Fine-tuned from {parent.name} ({parent.digest}) on {len(table)} cases."
     write_json_atomic(card, out / CARD_FILE)
     validation = table.iloc[val_rows].reset_index(drop=True)
     validate_bundle(out, validation, image_column, mask_column, progress)
@@ -312,12 +358,12 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     file size and is not needed to segment.
     """
 
-    def __init__(self, path: Path, config: SegmentationConfig, monitor: str):
+    def __init__(self, path: Path, config: SegmentationConfig, monitor: str, best: float = -np.inf):
         super().__init__()
         self.path = Path(path)
         self.config = config
         self.monitor = monitor
-        self.best = -np.inf
+        self.best = best  # the score an epoch must beat to be saved (a fine-tune: its parent's)
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
