@@ -511,8 +511,7 @@ def calibrate_quality(model: Any, cohort: Any, *, out_dir: str | os.PathLike, re
     provenance = stress.attrs.get("provenance", {})
     calibration.update({"cases": sorted(str(c) for c in table["case_id"]),
                         "perturbations": provenance.get("perturbations"),
-                        "severities": provenance.get("severities"), "seed": int(seed),
-                        "stress_test": str(Path(out_dir) / "stress_test.csv")})
+                        "severities": provenance.get("severities"), "seed": int(seed)})
     section["calibration"] = calibration
     card = read_bundle(bundle.path).card
     card[CARD_SECTION] = section
