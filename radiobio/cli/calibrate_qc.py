@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from radiobio.cli._common import add_jobs, add_quiet, fail
-from radiobio.cli.stress_test import severity_list
+from radiobio.cli.stress_test import add_perturbation_arguments
 
 EXAMPLE = """examples:
   radiobio calibrate-qc validation.csv -m my-model --ref mask --reference training.csv -o calibration
@@ -32,13 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--reference", default=None, metavar="COHORT",
                         help="training cases with masks for the reference statistics [keep the card's]")
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR", help="folder for the stress test")
-    parser.add_argument("--perturbations", default=None, metavar="NAMES",
-                        help="perturbations, comma-separated [all that apply to the model's modality]")
-    parser.add_argument("--severities", type=severity_list, default=None, metavar="LIST",
-                        help="severities in [0, 1], comma-separated [0,0.5,1]")
+    add_perturbation_arguments(parser, "0,0.5,1")
     parser.add_argument("--threshold", type=float, default=0.8, help="mean Dice below which a mask needs review [0.8]")
-    parser.add_argument("--image-column", default="image", help="column holding image paths [image]")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the perturbations' randomness [0]")
     add_jobs(parser)
     add_quiet(parser)
     parser.set_defaults(run=run)

@@ -46,17 +46,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ref", required=True, help="column of reference masks")
     parser.add_argument("-o", "--out", required=True, metavar="OUT_DIR",
                         help="output folder (masks/, stress_test.csv, stress_test.png)")
-    parser.add_argument("--perturbations", default=None, metavar="NAMES",
-                        help="perturbations, comma-separated [all that apply to the model's modality]")
-    parser.add_argument("--severities", type=severity_list, default=None, metavar="LIST",
-                        help="severities in [0, 1], comma-separated; 0 is the clean baseline [0,0.25,0.5,0.75,1]")
-    parser.add_argument("--image-column", default="image", help="column holding image paths [image]")
+    add_perturbation_arguments(parser, "0,0.25,0.5,0.75,1")
     parser.add_argument("--modality", choices=("CT", "MR"), default=None,
                         help="modality of the images [from the model's card: CT window -> CT, else MR]")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the perturbations' randomness [0]")
     add_jobs(parser)
     add_quiet(parser)
     parser.set_defaults(run=run)
+
+
+def add_perturbation_arguments(parser: argparse.ArgumentParser, severities: str) -> None:
+    """The options every command that stress-tests shares: ``--perturbations``, ``--severities`` (default shown as
+    ``severities``), ``--image-column`` and ``--seed``."""
+    parser.add_argument("--perturbations", default=None, metavar="NAMES",
+                        help="perturbations, comma-separated [all that apply to the model's modality]")
+    parser.add_argument("--severities", type=severity_list, default=None, metavar="LIST",
+                        help=f"severities in [0, 1], comma-separated; 0 is the clean baseline [{severities}]")
+    parser.add_argument("--image-column", default="image", help="column holding image paths [image]")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the perturbations' randomness [0]")
 
 
 def run(args: argparse.Namespace) -> int:

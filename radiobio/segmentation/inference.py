@@ -32,7 +32,7 @@ from radiobio.segmentation.bundle import ModelBundle, load_bundle, read_bundle
 from radiobio.segmentation.config import PostprocessingSettings, SegmentationConfig
 from radiobio.segmentation.data import AXIS_INDEX, patch_shape
 from radiobio.segmentation.preprocessing import PreparedImage, prepare_image, restore_mask
-from radiobio.segmentation.quality import SIGNALS, Quality, cohort_flags, size_unit
+from radiobio.segmentation.quality import QC_COLUMNS, Quality, cohort_flags, measure_quality, size_unit
 from radiobio.tables import is_missing, write_table
 
 #: Rows of the score buffer reduced to labels at once (bounds the temporary argmax array).
@@ -232,11 +232,14 @@ def _uncertainty_rows(block: np.ndarray, num_classes: int, entropy: np.ndarray, 
     probs = block[..., :num_classes] / np.where(covered, weight, 1.0)[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0)
-    value = -terms.sum(axis=-1) / np.log(max(num_classes, 2))
-    entropy[...] = np.where(covered, np.clip(np.rint(value * 255), 0, 255), 0).astype(np.uint8)
+    entropy[...] = _as_bytes(-terms.sum(axis=-1) / np.log(max(num_classes, 2)), covered)
     if disagreement is not None:
-        value = block[..., num_classes] / np.where(covered, weight, 1.0)
-        disagreement[...] = np.where(covered, np.clip(np.rint(value * 255), 0, 255), 0).astype(np.uint8)
+        disagreement[...] = _as_bytes(block[..., num_classes] / np.where(covered, weight, 1.0), covered)
+
+
+def _as_bytes(value: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """A map of values in [0, 1] as uint8 (× 255, rounded), 0 where no window ran."""
+    return np.where(covered, np.clip(np.rint(value * 255), 0, 255), 0).astype(np.uint8)
 
 
 def _chunks(items: list, size: int):
@@ -283,16 +286,13 @@ def segment_with_quality(image: sitk.Image, model: ModelBundle | str | os.PathLi
     ``qc_score``, flags and domain findings against the bundle's card; ``modality`` of the image when known)."""
     bundle = load_bundle(model)
     prepared = prepare_image(image, bundle.config, name, crop=crop, foreground=True)
-    mask, quality = segment_prepared(prepared, bundle, quality=True, modality=modality)
-    return mask, quality
+    return segment_prepared(prepared, bundle, quality=True, modality=modality)
 
 
 def segment_prepared(prepared: PreparedImage, bundle: ModelBundle, *, quality: bool = False,
                      modality: str | None = None) -> tuple[sitk.Image, Quality | None]:
     """Segment an image already prepared for ``bundle``; frees ``prepared.array`` once the network has run.
     Returns the mask and, with ``quality``, its :class:`~radiobio.segmentation.quality.Quality`."""
-    from radiobio.segmentation.quality import measure_quality
-
     config = bundle.config
     result = predict_labels(bundle.model, prepared.array, config,
                             foreground=prepared.foreground if prepared.crop else None, maps=quality)
@@ -476,10 +476,6 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     write_table(result, out / "cohort.csv")
     _copy_card(bundle, out / "models" / bundle.name)
     return result
-
-
-#: The quality columns :func:`segment` adds (see :mod:`radiobio.segmentation.quality`).
-QC_COLUMNS = ["qc_score", "qc_flags", "qc_out_of_domain", *[f"qc_{name}" for name in SIGNALS], "qc_note"]
 
 
 def _add_quality(result: pd.DataFrame, rows: dict[str, dict[str, Any]], bundle: ModelBundle) -> None:

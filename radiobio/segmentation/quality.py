@@ -54,6 +54,9 @@ from radiobio.errors import ModelBundleError, SettingsError
 #: The signals of a quality score, in the order of the calibration's coefficients.
 SIGNALS = ("tta_disagreement", "entropy_inside", "entropy_border", "uncertain_fraction", "fragmentation",
            "volume_z", "intensity_distance", "empty_labels", "border_labels")
+#: The table columns of the signals, and every quality column a mask adds to a table (:meth:`Quality.row`).
+SIGNAL_COLUMNS = tuple(f"qc_{name}" for name in SIGNALS)
+QC_COLUMNS = ("qc_score", "qc_flags", "qc_out_of_domain", *SIGNAL_COLUMNS, "qc_note")
 #: Percentiles (0–100) of the normalised intensities compared with the training images'.
 QUANTILE_LEVELS = (1, 5, 25, 50, 75, 95, 99)
 #: A spacing or field of view is in domain within [LOW × training min, HIGH × training max] on every axis.
@@ -93,7 +96,8 @@ class Quality:
         """The columns this mask adds to the table of :func:`~radiobio.segmentation.segment`."""
         flags = [f"out of domain: {d}" for d in self.domain] + self.flags
         return {"qc_score": self.score, "qc_flags": "; ".join(flags), "qc_out_of_domain": bool(self.domain),
-                **{f"qc_{name}": self.signals.get(name, math.nan) for name in SIGNALS}, "qc_note": self.note}
+                **{column: self.signals.get(name, math.nan) for name, column in zip(SIGNALS, SIGNAL_COLUMNS)},
+                "qc_note": self.note}
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able record (kept beside the mask, so a resumed run reuses it)."""
@@ -513,9 +517,7 @@ def calibrate_quality(model: Any, cohort: Any, *, out_dir: str | os.PathLike, re
                         "perturbations": provenance.get("perturbations"),
                         "severities": provenance.get("severities"), "seed": int(seed)})
     section["calibration"] = calibration
-    card = read_bundle(bundle.path).card
-    card[CARD_SECTION] = section
-    write_card(bundle.path, card)
+    write_card(bundle.path, card)  # card[CARD_SECTION] is this very section
     return section
 
 
@@ -529,7 +531,7 @@ def add_quality_statistics(bundle_dir: str | os.PathLike, training: Any, validat
     keeps the reference statistics and says why in ``quality.calibration_note``. Returns the ``quality`` section."""
     import shutil
 
-    from radiobio.segmentation.bundle import read_card, write_card
+    from radiobio.segmentation.bundle import config_from_card, read_card, write_card
 
     folder = Path(bundle_dir)
     scratch = folder / "qc_calibration"
@@ -538,7 +540,8 @@ def add_quality_statistics(bundle_dir: str | os.PathLike, training: Any, validat
             return calibrate_quality(folder, validation, out_dir=scratch, reference=training,
                                      mask_column=mask_column, image_column=image_column, progress=progress)
         card = read_card(folder)
-        card[CARD_SECTION] = {"reference": reference_statistics(training, _config(folder), image_column=image_column,
+        config = config_from_card(card, str(folder))
+        card[CARD_SECTION] = {"reference": reference_statistics(training, config, image_column=image_column,
                                                                 mask_column=mask_column, progress=progress),
                               "calibration_note": "not calibrated (train --no-qc-calibration)"}
         write_card(folder, card)
@@ -553,8 +556,3 @@ def add_quality_statistics(bundle_dir: str | os.PathLike, training: Any, validat
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-
-def _config(folder: Path) -> Any:
-    from radiobio.segmentation.bundle import read_bundle
-
-    return read_bundle(folder).config

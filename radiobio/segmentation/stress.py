@@ -37,7 +37,7 @@ from radiobio.errors import ModelBundleError, SettingsError, describe
 from radiobio.imaging import write_image
 from radiobio.segmentation.bundle import ModelBundle, load_bundle, read_bundle
 from radiobio.segmentation.perturbations import CT_ONLY, PERTURBATIONS, check_severity, perturbation_names
-from radiobio.segmentation.quality import SIGNALS
+from radiobio.segmentation.quality import QC_COLUMNS, SIGNAL_COLUMNS
 from radiobio.tables import is_missing, write_table
 
 #: Severities of :func:`stress_test` by default.
@@ -45,8 +45,8 @@ DEFAULT_SEVERITIES = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: The perturbation name of the clean baseline (severity 0, once per case).
 BASELINE = "none"
 #: Columns of the table :func:`stress_test` returns.
-COLUMNS = ["perturbation", "severity", "case_id", "label", "label_name", "dice", "hd95_mm", "qc_score", "qc_flags",
-           "qc_out_of_domain", *[f"qc_{name}" for name in SIGNALS], "mask", "note", "error"]
+COLUMNS = ["perturbation", "severity", "case_id", "label", "label_name", "dice", "hd95_mm",
+           *[c for c in QC_COLUMNS if c != "qc_note"], "mask", "note", "error"]
 #: File names inside ``out_dir``.
 TABLE_FILE = "stress_test.csv"
 PLOT_FILE = "stress_test.png"
@@ -246,7 +246,7 @@ def stress_test(model: ModelBundle | str | os.PathLike, cohort: CohortSource, *,
     result = result.assign(_p=result["perturbation"].map(order)).sort_values(
         ["_p", "severity"], kind="stable", na_position="first").drop(columns="_p").reset_index(drop=True)
     result["label"] = result["label"].astype("Int64")
-    for column in ("dice", "hd95_mm", "qc_score", "severity", *[f"qc_{name}" for name in SIGNALS]):
+    for column in ("dice", "hd95_mm", "qc_score", "severity", *SIGNAL_COLUMNS):
         result[column] = result[column].astype(float)
     for column in ("note", "error", "qc_flags"):
         result[column] = result[column].fillna("")
