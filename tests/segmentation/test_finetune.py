@@ -150,3 +150,13 @@ def test_cli_usage_errors_exit_2_before_tensorflow_loads(tmp_path, new_cases):
     assert "-c/--config CONFIG.yaml is required" in done.stderr
     assert "ModelBundleError: hippocampus-3dd" in done.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_training_without_calibration_keeps_the_reference_statistics(tiny_bundle, new_cases, tmp_path):
+    child = train(new_cases, from_model=tiny_bundle, out_dir=tmp_path / "child", qc_calibration=False,
+                  config={"training": {"epochs": 1, "samples_per_epoch": 4}})
+    quality = json.loads((child / "model_card.json").read_text())["quality"]
+    assert quality["reference"]["n_cases"] == 3 and "calibration" not in quality  # the 3 training cases of 4
+    assert "not calibrated" in quality["calibration_note"]
+    assert "not calibrated" in (child / "MODEL_CARD.md").read_text()
+    assert not (child / "qc_calibration").exists()
