@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_tensorflow()
     warnings.formatwarning = _console_warning
     parser = build_parser()
-    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(join_negative_values(argv))
+    args.argv = argv  # what was typed, for the records that name the command (a model card's training command)
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import sys
 
 from radiobio.cli._common import add_quiet, fail
 
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = [f"{k}={os.environ[k]}" for k in ("KERAS_BACKEND", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
                 if k in os.environ]
-    command = " ".join([*settings, "radiobio", *(shlex.quote(a) for a in sys.argv[1:])]) if sys.argv[1:] else None
+    command = " ".join([*settings, "radiobio", *(shlex.quote(a) for a in args.argv)])
     try:
         path = train(args.cohort, config=config, from_model=parent, out_dir=args.out, image_column=args.image_column,
                      mask_column=args.mask_column, progress=not args.quiet, command=command,

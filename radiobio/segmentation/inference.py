@@ -105,8 +105,9 @@ def predict_labels(model, volume: np.ndarray, config: SegmentationConfig, fill: 
 
     3D models slide ``window`` (default: the bundle's patch size) with the configured overlap and Gaussian
     weights; 2D models predict whole slices (padded to the encoder's size multiple) unless the network has a
-    fixed input size, which then becomes the window. ``foreground`` (``(z, y, x)`` bool): windows (2D: slices)
-    without a foreground voxel are skipped and labelled background; the others are those of the full run.
+    fixed input size, which then becomes the window. ``foreground`` (``(z, y, x)`` bool): the windows are tiled
+    over its bounding box, those (2D: slices) without a foreground voxel are skipped, and voxels no window reaches
+    are labelled background.
     ``maps=True`` returns a :class:`WindowResult` with the entropy and test-time-augmentation disagreement maps.
     """
     from radiobio.segmentation.architectures import size_multiple
@@ -122,7 +123,8 @@ def predict_labels(model, volume: np.ndarray, config: SegmentationConfig, fill: 
     flip_axes = tuple(sorted(AXIS_INDEX[a] - (1 if dims == 2 else 0) + 1 for a in settings.tta_flips))
     predictor = Predictor(model, batch_size or settings.batch_size, flip_axes, spread=maps)
     result = slide_windows(predictor, volume, window, settings.overlap, settings.sigma_scale, config.num_classes,
-                           predictor.batch_size, dims, fill, foreground, maps=maps, spread=predictor.spread)
+                           predictor.batch_size, dims, fill, foreground, maps=maps, spread=predictor.spread,
+                           tile_box=foreground is not None)
     return result if maps else result.labels
 
 
@@ -141,25 +143,30 @@ class WindowResult:
 
 def sliding_window(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, window: tuple[int, int, int],
                    overlap: float, sigma_scale: float, num_classes: int, batch_size: int, dims: int = 3,
-                   fill: float | None = None, foreground: np.ndarray | None = None) -> np.ndarray:
+                   fill: float | None = None, foreground: np.ndarray | None = None,
+                   tile_box: bool = False) -> np.ndarray:
     """Stream Gaussian-weighted window predictions over ``volume`` and return argmax labels ``(z, y, x)``.
 
     Windows are visited slab by slab along z; class scores live only in a buffer a few windows deep, and each
     slab no later window reaches is reduced to labels at once. ``predict`` maps ``(b, *window, c)`` (``(b, y, x,
-    c)`` for 2D) to probabilities. ``foreground`` (``(z, y, x)`` bool): windows of the grid holding none of it are
-    not run, and their voxels, all outside it, are labelled 0.
+    c)`` for 2D) to probabilities. ``foreground`` (``(z, y, x)`` bool): windows holding none of it are not run,
+    and voxels no window reaches are labelled 0; ``tile_box`` first tiles the windows over its bounding box
+    (:func:`~radiobio.segmentation.foreground.foreground_window_starts`) instead of the whole volume.
     """
     return slide_windows(predict, volume, window, overlap, sigma_scale, num_classes, batch_size, dims, fill,
-                         foreground).labels
+                         foreground, tile_box=tile_box).labels
 
 
 def slide_windows(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarray, window: tuple[int, int, int],
                   overlap: float, sigma_scale: float, num_classes: int, batch_size: int, dims: int = 3,
                   fill: float | None = None, foreground: np.ndarray | None = None, *, maps: bool = False,
-                  spread: bool = False) -> WindowResult:
+                  spread: bool = False, tile_box: bool = False) -> WindowResult:
     """:func:`sliding_window`, also reducing each finished slab to the uncertainty maps of :class:`WindowResult`
-    when ``maps`` is set. ``spread``: ``predict`` appends the members' disagreement as one last channel."""
-    from radiobio.segmentation.foreground import window_has_foreground
+    when ``maps`` is set. ``spread``: ``predict`` appends the members' disagreement as one last channel.
+    ``tile_box`` (with ``foreground``): tile the windows afresh over the foreground's bounding box
+    (:func:`~radiobio.segmentation.foreground.foreground_window_starts`) before skipping those without foreground;
+    False keeps the full grid and only skips its windows without foreground."""
+    from radiobio.segmentation.foreground import foreground_window_starts, window_has_foreground
 
     fill = float(volume.min()) if fill is None else fill
     size = np.array(volume.shape[:3])
@@ -171,6 +178,8 @@ def slide_windows(predict: Callable[[np.ndarray], np.ndarray], volume: np.ndarra
         if foreground is not None:
             foreground = np.pad(foreground, pad[:3], constant_values=False)
     starts = [window_starts(int(t), int(w), overlap if w > 1 else 0.0) for t, w in zip(target, window)]
+    if foreground is not None and tile_box:
+        starts = foreground_window_starts(foreground, window, overlap) or starts
     weights = gaussian_weights(window, sigma_scale)[..., None]
     windows = list(itertools.product(*starts))
     crop = tuple(slice(int(b), int(b + s)) for b, s in zip(before, size))
@@ -270,8 +279,8 @@ def postprocess(labels: np.ndarray, settings: PostprocessingSettings, label_valu
 def segment_image(image: sitk.Image, model: ModelBundle | str | os.PathLike, name: str = "image", *,
                   crop: bool = True) -> sitk.Image:
     """Segment one image with a bundle; the label map (uint8) has the image's size, spacing, origin, direction.
-    ``crop``: skip what lies outside the input's foreground (:mod:`radiobio.segmentation.foreground`); False runs
-    the full sliding window.
+    ``crop``: tile the windows over the input's foreground and skip what lies outside it
+    (:mod:`radiobio.segmentation.foreground`); False runs the full sliding window.
 
     Raises :class:`~radiobio.errors.GeometryError` when the image cannot feed the model (a 2D image for a 3D
     model, a wrong channel count).
@@ -440,9 +449,10 @@ def segment(cohort: CohortSource, *, model: ModelBundle | str | os.PathLike, out
     ``qc_out_of_domain``, the signals ``qc_<signal>`` and ``qc_note``. Inputs outside the model's domain raise a
     :class:`~radiobio.errors.DomainWarning` naming them.
 
-    ``crop=True`` spends no work outside each input's foreground (the body of a CT, the non-zero region of an MR;
-    :mod:`radiobio.segmentation.foreground`): windows (2D: slices) without foreground are skipped, so labels inside
-    it are those of the full sliding window; ``crop=False`` runs the full sliding window everywhere.
+    ``crop=True`` keeps inference to each input's foreground (the body of a CT, the non-zero region of an MR;
+    :mod:`radiobio.segmentation.foreground`): the windows are tiled over its bounding box, those (2D: slices)
+    without foreground are skipped, and voxels outside the box are background; ``crop=False`` runs the full
+    sliding window over the whole image.
     """
     dicom_kind = check_dicom_kind(dicom_out)
     bundle = read_bundle(model)  # fails fast on a bad name or card, before Keras loads

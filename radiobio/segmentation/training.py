@@ -315,7 +315,8 @@ def versions() -> dict[str, str]:
 
 
 def _command_line() -> str:
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    """What a card records for a model trained from Python: the call and the process that made it."""
+    return "radiobio.segmentation.train(...) in " + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def _optimizer(settings, total_steps: int):

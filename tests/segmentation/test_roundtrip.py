@@ -72,7 +72,8 @@ def test_cli_train_segment_evaluate(sphere_cohort, tmp_path, capsys):
     assert main(["train", str(manifest), "-c", str(tmp_path / "config.yaml"), "-o", str(tmp_path / "model"),
                  "-q"]) == 0
     card = json.loads((tmp_path / "model" / "model_card.json").read_text())
-    assert card["training"]["command"].endswith(f"-o {tmp_path / 'model'} -q") or card["training"]["command"]
+    typed = f"radiobio train {manifest} -c {tmp_path / 'config.yaml'} -o {tmp_path / 'model'} -q"
+    assert card["training"]["command"].endswith(typed)  # what main() was given, not the test runner's argv
     assert main(["segment", str(manifest), "-m", str(tmp_path / "model"), "-o", str(tmp_path / "out"),
                  "--mask-column", "mask_pred", "-q"]) == 0
     segmented = pd.read_csv(tmp_path / "out" / "cohort.csv")
