@@ -41,14 +41,15 @@ SLICE = (512, 512)
 LABELS = {1: "organ", 2: "lesion"}
 
 
-def model_config(mode: str) -> dict:
+def model_config(mode: str, normalization: str = "instance") -> dict:
     """The radiobio configuration of each workload's network (CT windowing, native spacing, no TTA)."""
     common = {"labels": LABELS, "inference": {"overlap": 0.5, "sigma_scale": 0.125, "tta_flips": []}}
     if mode == "2d":
         return {**common, "model": {"architecture": "unet2d", "depth": 5, "base_filters": 32},
                 "preprocessing": {"patch_size": list(SLICE), "intensity": {"mode": "ct", "window": [-1000, 1000]}},
                 "inference": {**common["inference"], "batch_size": 4}}
-    return {**common, "model": {"architecture": "unet3d", "depth": 4, "base_filters": 16},
+    return {**common, "model": {"architecture": "unet3d", "depth": 4, "base_filters": 16,
+                                "normalization": normalization},
             "preprocessing": {"patch_size": [128, 128, 64], "intensity": {"mode": "ct", "window": [-1000, 1000]}},
             "inference": {**common["inference"], "batch_size": 1}}
 
@@ -207,7 +208,7 @@ def worker(args: argparse.Namespace) -> dict:
     from radiobio.segmentation.data import patch_shape
 
     workdir = Path(args.workdir)
-    config = as_config(model_config(args.mode))
+    config = as_config(model_config(args.mode, args.normalization))
     bundle_dir = workdir / f"bundle-{args.mode}"
     window = (*SLICE[::-1], 1) if args.mode == "2d" else (*patch_shape(config), 1)
     if args.export:
@@ -289,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-steps", type=int, default=None,
                         help="train the 3D network on synthetic CT for this many batches before timing (default: "
                              "1500 with --foreground, whose Dice needs a trained network; else 0, random weights)")
+    parser.add_argument("--normalization", default="instance", choices=["instance", "batch"],
+                        help="the 3D network's normalization layers (default instance, as hippocampus-3d)")
     parser.add_argument("--crop", default="off", choices=["on", "off"], help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", help=argparse.SUPPRESS)
@@ -319,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             # one bundle (the same weights) per workload, for every backend
             steps = args.train_steps if mode == "3d" else 0
             export = subprocess.run([sys.executable, __file__, "--worker", "--export", "--mode", mode, "--workdir",
-                                     tmp, "--size", *map(str, size), "--train-steps", str(steps)],
+                                     tmp, "--size", *map(str, size), "--train-steps", str(steps),
+                                     "--normalization", args.normalization],
                                     env={**os.environ, "KERAS_BACKEND": args.backends[0]}, cwd=REPO,
                                     capture_output=True, text=True)
             if export.returncode != 0:
@@ -334,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                 pair = []
                 for crop in (["off", "on"] if args.foreground else ["off"]):
                     command = [sys.executable, __file__, "--worker", "--mode", mode, "--image", str(image),
-                               "--size", *map(str, size), "--workdir", tmp, "--crop", crop]
+                               "--size", *map(str, size), "--workdir", tmp, "--crop", crop,
+                               "--normalization", args.normalization]
                     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True)
                     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
                     if done.returncode != 0 or not lines:

@@ -128,43 +128,60 @@ def label_size(count: int, spacing: Sequence[float], dims: int) -> float:
     return count * voxel / (100.0 if dims == 2 else 1000.0)
 
 
-def _faces(array: np.ndarray, dims: int) -> np.ndarray:
-    """True on the voxels of the outer faces of ``(z, y, x)`` (2D: only the in-plane edges)."""
-    border = np.zeros(array.shape, dtype=bool)
+def _label_boxes(labels: np.ndarray, label_values: Sequence[int]) -> dict[int, tuple[slice, ...] | None]:
+    """Each label's bounding box in ``labels`` (None when absent), so per-label work stays inside it."""
+    wanted = [v for v in label_values if 0 < v <= 255]
+    boxes = ndimage.find_objects(labels, max_label=max(wanted)) if wanted and labels.any() else []
+    return {v: boxes[v - 1] if 0 < v <= len(boxes) else None for v in label_values}
+
+
+def _touches_faces(binary: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...], dims: int) -> bool:
+    """Whether ``binary`` (a label inside its ``box`` of an array of ``shape``) has a voxel on the array's outer
+    faces (2D: only the in-plane edges)."""
     for axis in range(1 if dims == 2 else 0, 3):
         index = [slice(None)] * 3
-        for end in (0, -1):
-            index[axis] = end
-            border[tuple(index)] = True
-    return border
+        if box[axis].start == 0:
+            index[axis] = 0
+            if binary[tuple(index)].any():
+                return True
+        if box[axis].stop == shape[axis]:
+            index[axis] = -1
+            if binary[tuple(index)].any():
+                return True
+    return False
 
 
 def label_statistics(labels: np.ndarray, spacing: Sequence[float], dims: int,
                      label_values: Sequence[int]) -> dict[str, dict[str, float]]:
     """Per label (value as text): ``size`` (mL or cm²), ``components`` (connected, faces touching),
     ``fragmentation`` (share outside the largest component) and ``border`` (1.0 when it touches the array's outer
-    faces) of a ``(z, y, x)`` label array on a grid of ``spacing`` (mm, x-y-z)."""
-    faces = _faces(labels, dims)
+    faces) of a ``(z, y, x)`` label array on a grid of ``spacing`` (mm, x-y-z). Each label is measured inside its
+    bounding box."""
     out = {}
-    for value in label_values:
-        binary = labels == value
-        count = int(binary.sum())
-        components, fragmentation = 0, 0.0
-        if count:
+    for value, box in _label_boxes(labels, label_values).items():
+        count, components, fragmentation, border = 0, 0, 0.0, False
+        if box is not None:
+            binary = labels[box] == value
+            count = int(binary.sum())
             components_map, components = ndimage.label(binary)
             sizes = np.bincount(components_map.ravel())[1:]
             fragmentation = 1.0 - float(sizes.max()) / count
+            border = _touches_faces(binary, box, labels.shape, dims)
         out[str(value)] = {"size": label_size(count, spacing, dims), "components": int(components),
-                           "fragmentation": fragmentation, "border": float(bool((binary & faces).any()))}
+                           "fragmentation": fragmentation, "border": float(border)}
     return out
 
 
 def intensity_quantiles(array: np.ndarray, foreground: np.ndarray | None) -> list[float]:
     """Percentiles :data:`QUANTILE_LEVELS` of a normalised ``(z, y, x, c)`` array's first channel inside
     ``foreground`` (everything when None or empty); a regular subsample of at most 2 million voxels."""
-    values = array[..., 0]
-    values = values[foreground] if foreground is not None and foreground.any() else values.ravel()
-    values = values[::max(1, values.size // 2_000_000)]
+    values = array[..., 0].reshape(-1)  # a view when contiguous: the subsample is taken before any copy
+    if foreground is not None and foreground.any():
+        inside = foreground.reshape(-1)
+        step = max(1, int(np.count_nonzero(inside)) // 2_000_000)
+        values = values[inside][::step] if step == 1 else values[::step][inside[::step]]
+    else:
+        values = values[::max(1, values.size // 2_000_000)]
     return [float(q) for q in np.percentile(values, QUANTILE_LEVELS)]
 
 
@@ -208,10 +225,12 @@ def measure_quality(result: Any, final_labels: np.ndarray, prepared: Any, config
     if dims == 2:
         structure[0] = structure[2] = False
     border = np.zeros_like(inside)
-    for value in values:
-        binary = final_labels == value
-        if binary.any():
-            border |= ndimage.binary_dilation(binary, structure) & ~ndimage.binary_erosion(binary, structure)
+    for value, box in _label_boxes(final_labels, values).items():
+        if box is None:
+            continue
+        box = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, final_labels.shape))
+        binary = final_labels[box] == value
+        border[box] |= ndimage.binary_dilation(binary, structure) & ~ndimage.binary_erosion(binary, structure)
     section = (card or {}).get(CARD_SECTION) or {}
     reference = section.get("reference") or {}
     signals = {"tta_disagreement": _mean_in(result.disagreement, inside | border),

@@ -20,11 +20,13 @@ from radiobio.segmentation.inference import Predictor, slide_windows
 from radiobio.segmentation.perturbations import PERTURBATIONS
 from radiobio.segmentation.preprocessing import Grid
 from radiobio.segmentation.quality import (
+    QUANTILE_LEVELS,
     SIGNALS,
     cohort_flags,
     domain_findings,
     fit_calibration,
     intensity_distance,
+    intensity_quantiles,
     label_statistics,
     qc_auc,
     reference_statistics,
@@ -40,16 +42,33 @@ def test_label_statistics_of_a_phantom_computed_by_hand():
     labels[2:5, 3:7, 4:9] = 1  # 3 x 4 x 5 = 60 voxels
     labels[7:9, 9:11, 10:12] = 1  # a second piece: 8 voxels
     labels[0:2, 0:2, 0:2] = 2  # 8 voxels in the corner: on the border
-    stats = label_statistics(labels, (0.5, 1.0, 2.0), 3, [1, 2, 3])
+    labels[9, 5:7, 6] = 4  # 2 voxels on the last slice: on the border
+    stats = label_statistics(labels, (0.5, 1.0, 2.0), 3, [1, 2, 3, 4])
     assert stats["1"]["size"] == pytest.approx(68 * 1.0 / 1000)  # voxel 0.5 x 1 x 2 mm = 1 mm³
     assert stats["1"]["components"] == 2 and stats["1"]["fragmentation"] == pytest.approx(8 / 68)
     assert stats["1"]["border"] == 0.0 and stats["2"]["border"] == 1.0
     assert stats["3"] == {"size": 0.0, "components": 0, "fragmentation": 0.0, "border": 0.0}
+    assert stats["4"]["border"] == 1.0 and stats["4"]["size"] == pytest.approx(2 / 1000)
     # a 2D (one-slice) label map: cm² from the in-plane spacing; the single slice is not a border
     flat = np.zeros((1, 20, 20), dtype=np.uint8)
     flat[0, 5:15, 5:10] = 1
     stats2d = label_statistics(flat, (0.8, 0.8), 2, [1])
     assert stats2d["1"]["size"] == pytest.approx(50 * 0.64 / 100) and stats2d["1"]["border"] == 0.0
+    flat[0, 15:20, 5] = 1  # reaching the last row: an in-plane edge
+    assert label_statistics(flat, (0.8, 0.8), 2, [1])["1"]["border"] == 1.0
+
+
+def test_intensity_quantiles_of_a_large_volume_come_from_its_foreground_only():
+    # 6 million voxels, half of them foreground with values spread evenly over [0, 1), the rest 100: the
+    # subsample (at most 2 million foreground voxels) must see only the foreground, and its percentiles the
+    # evenly spread values' (level / 100).
+    volume = np.full((60, 200, 500, 1), 100.0, dtype=np.float32)
+    foreground = np.zeros(volume.shape[:3], dtype=bool)
+    foreground[:, :, :250] = True
+    volume[foreground, 0] = np.random.default_rng(0).permutation(foreground.sum()) / foreground.sum()
+    quantiles = intensity_quantiles(volume, foreground)
+    np.testing.assert_allclose(quantiles, np.array(QUANTILE_LEVELS) / 100.0, atol=0.002)
+    assert intensity_quantiles(volume, None)[-1] == 100.0  # no foreground: the whole volume
 
 
 def test_entropy_map_of_the_sliding_window_is_the_blended_probabilities_entropy():
