@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-steps", type=int, default=None,
                         help="train the 3D network on synthetic CT for this many batches before timing (default: "
                              "1500 with --foreground, whose Dice needs a trained network; else 0, random weights)")
-    parser.add_argument("--normalization", default="instance", choices=["instance", "batch"],
+    parser.add_argument("--normalization", default="instance", choices=["instance", "batch", "group", "none"],
                         help="the 3D network's normalization layers (default instance, as hippocampus-3d)")
     parser.add_argument("--crop", default="off", choices=["on", "off"], help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
