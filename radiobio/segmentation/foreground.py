@@ -60,18 +60,17 @@ def foreground_window_starts(foreground: np.ndarray, window: tuple[int, int, int
     axis the box spans whole keeps the full grid's starts."""
     from radiobio.segmentation.inference import window_starts
 
-    if not foreground.any():
+    found = ndimage.find_objects(foreground.view(np.uint8), max_label=1)
+    if not found or found[0] is None:
         return None
     starts = []
-    for axis, (n, w) in enumerate(zip(foreground.shape, window)):
-        other = tuple(a for a in range(foreground.ndim) if a != axis)
-        present = np.flatnonzero(foreground.any(axis=other))
-        lo, hi = int(present[0]), int(present[-1]) + 1
-        if n <= w or (lo == 0 and hi == n):
-            starts.append(window_starts(n, w, overlap if w > 1 else 0.0))
+    for (n, w), box in zip(zip(foreground.shape, window), found[0]):
+        lo, hi = box.start, box.stop
+        if n <= w:
+            starts.append([0])
         elif hi - lo <= w:
             starts.append([min(max(lo - (w - (hi - lo)) // 2, 0), n - w)])
-        else:
+        else:  # counted from the box's edge; a box spanning the axis gives the full grid's starts
             starts.append([lo + s for s in window_starts(hi - lo, w, overlap if w > 1 else 0.0)])
     return starts
 

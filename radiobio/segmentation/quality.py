@@ -130,25 +130,15 @@ def label_size(count: int, spacing: Sequence[float], dims: int) -> float:
 
 def _label_boxes(labels: np.ndarray, label_values: Sequence[int]) -> dict[int, tuple[slice, ...] | None]:
     """Each label's bounding box in ``labels`` (None when absent), so per-label work stays inside it."""
-    wanted = [v for v in label_values if 0 < v <= 255]
-    boxes = ndimage.find_objects(labels, max_label=max(wanted)) if wanted and labels.any() else []
-    return {v: boxes[v - 1] if 0 < v <= len(boxes) else None for v in label_values}
+    boxes = ndimage.find_objects(labels, max_label=max(label_values, default=0))
+    return {v: boxes[v - 1] if v > 0 else None for v in label_values}
 
 
-def _touches_faces(binary: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...], dims: int) -> bool:
-    """Whether ``binary`` (a label inside its ``box`` of an array of ``shape``) has a voxel on the array's outer
-    faces (2D: only the in-plane edges)."""
-    for axis in range(1 if dims == 2 else 0, 3):
-        index = [slice(None)] * 3
-        if box[axis].start == 0:
-            index[axis] = 0
-            if binary[tuple(index)].any():
-                return True
-        if box[axis].stop == shape[axis]:
-            index[axis] = -1
-            if binary[tuple(index)].any():
-                return True
-    return False
+def _touches_faces(box: tuple[slice, ...], shape: tuple[int, ...], dims: int) -> bool:
+    """Whether a label's bounding ``box`` in an array of ``shape`` reaches the array's outer faces (2D: only the
+    in-plane edges); a bounding box reaches a face only where the label has a voxel on it."""
+    first = 1 if dims == 2 else 0
+    return any(b.start == 0 or b.stop == n for b, n in zip(box[first:], shape[first:]))
 
 
 def label_statistics(labels: np.ndarray, spacing: Sequence[float], dims: int,
@@ -166,7 +156,7 @@ def label_statistics(labels: np.ndarray, spacing: Sequence[float], dims: int,
             components_map, components = ndimage.label(binary)
             sizes = np.bincount(components_map.ravel())[1:]
             fragmentation = 1.0 - float(sizes.max()) / count
-            border = _touches_faces(binary, box, labels.shape, dims)
+            border = _touches_faces(box, labels.shape, dims)
         out[str(value)] = {"size": label_size(count, spacing, dims), "components": int(components),
                            "fragmentation": fragmentation, "border": float(border)}
     return out
@@ -179,7 +169,7 @@ def intensity_quantiles(array: np.ndarray, foreground: np.ndarray | None) -> lis
     if foreground is not None and foreground.any():
         inside = foreground.reshape(-1)
         step = max(1, int(np.count_nonzero(inside)) // 2_000_000)
-        values = values[inside][::step] if step == 1 else values[::step][inside[::step]]
+        values = values[::step][inside[::step]]
     else:
         values = values[::max(1, values.size // 2_000_000)]
     return [float(q) for q in np.percentile(values, QUANTILE_LEVELS)]
